@@ -1,0 +1,147 @@
+"""Business calendars: weekly working hours in a time zone, holidays, exact working time.
+
+Two operations, both exact on integer microseconds:
+
+- `working(a, b)`: working time inside [a, b).
+- `used_up(start, amount)`: the instant at which `amount` of working time counted from `start` is used up; when it
+  is used up exactly at the end of a working period, the answer is the start of the next working period (the
+  latest instant t with working(start, t) == amount). This is the crossing rule of CONTRACTS.md section 1: the
+  crossing of a limit L is the earliest instant after which elapsed > L.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from .instants import US, from_datetime, to_datetime
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MAX_SCAN_DAYS = 3660  # a calendar must open at least once in ten years of scanning
+
+
+class CalendarError(ValueError):
+    """A calendar that cannot be built (bad time zone, range or date), or one that never opens."""
+
+
+class AlwaysOpen:
+    """24x7: every instant is working time."""
+
+    name = "24x7"
+
+    def working(self, a: int, b: int) -> int:
+        return b - a if b > a else 0
+
+    def used_up(self, start: int, amount: int) -> int:
+        return start + amount
+
+
+ALWAYS_OPEN = AlwaysOpen()
+
+
+class WeeklyCalendar:
+    """Weekly working ranges (local minutes of each weekday) in a time zone, with closed local dates."""
+
+    def __init__(self, name: str, timezone: str, hours: dict[int, list[tuple[int, int]]], holidays: set[date]):
+        self.name = name
+        self.timezone = timezone
+        try:
+            self.zone = ZoneInfo(timezone)
+        except Exception:
+            raise CalendarError(f"unknown time zone {timezone!r}") from None
+        self.hours = {day: _merge(ranges) for day, ranges in hours.items() if ranges}
+        if not self.hours:
+            raise CalendarError("no working hours on any weekday")
+        self.holidays = frozenset(d.toordinal() for d in holidays)
+        self._days: dict[int, tuple[tuple[int, int], ...]] = {}
+
+    # -- working intervals of one local date, in UTC microseconds (cached per date) --
+    def _intervals(self, ordinal: int) -> tuple[tuple[int, int], ...]:
+        cached = self._days.get(ordinal)
+        if cached is not None:
+            return cached
+        day = date.fromordinal(ordinal)
+        out: list[tuple[int, int]] = []
+        if ordinal not in self.holidays:
+            for start_min, end_min in self.hours.get(day.weekday(), ()):
+                a = self._local_to_us(day, start_min)
+                b = self._local_to_us(day, end_min)
+                if b > a:  # a range inside a DST gap can vanish
+                    out.append((a, b))
+        result = tuple(out)
+        if len(self._days) > 20000:
+            self._days.clear()
+        self._days[ordinal] = result
+        return result
+
+    def _local_to_us(self, day: date, minute: int) -> int:
+        if minute >= 1440:  # 24:00 is the start of the next day
+            day = day + timedelta(days=1)
+            minute -= 1440
+        return from_datetime(datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=self.zone))
+
+    def _local_ordinal(self, us: int) -> int:
+        return to_datetime(us).astimezone(self.zone).date().toordinal()
+
+    def working(self, a: int, b: int) -> int:
+        if b <= a:
+            return 0
+        total = 0
+        last = self._local_ordinal(b) + 1
+        for ordinal in range(self._local_ordinal(a) - 1, last + 1):
+            for x, y in self._intervals(ordinal):
+                lo = x if x > a else a
+                hi = y if y < b else b
+                if hi > lo:
+                    total += hi - lo
+        return total
+
+    def used_up(self, start: int, amount: int) -> int:
+        remaining = amount
+        first = self._local_ordinal(start) - 1
+        for ordinal in range(first, first + _MAX_SCAN_DAYS):
+            for x, y in self._intervals(ordinal):
+                if y <= start:
+                    continue
+                lo = x if x > start else start
+                length = y - lo
+                if length > remaining:
+                    return lo + remaining
+                remaining -= length
+        raise CalendarError(f"calendar {self.name!r} has no working time within {_MAX_SCAN_DAYS} days")
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort and merge overlapping or touching ranges of local minutes."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def parse_range(text: object) -> tuple[int, int]:
+    """`"09:00-12:00"` -> (540, 720) local minutes; `24:00` is allowed as an end."""
+    if not isinstance(text, str) or "-" not in text:
+        raise CalendarError(f"{text!r} is not a range like \"09:00-18:00\"")
+    left, _, right = text.partition("-")
+    a, b = _minute(left.strip(), text), _minute(right.strip(), text)
+    if a >= 1440:
+        raise CalendarError(f"{text!r}: a range cannot start at 24:00")
+    if b <= a:
+        raise CalendarError(f"{text!r}: the end must be after the start")
+    return a, b
+
+
+def _minute(hhmm: str, text: str) -> int:
+    hh, sep, mm = hhmm.partition(":")
+    if not sep or not (hh.isdigit() and mm.isdigit()) or len(mm) != 2 or not 1 <= len(hh) <= 2:
+        raise CalendarError(f"{text!r}: {hhmm!r} is not a time like 09:00")
+    h, m = int(hh), int(mm)
+    if m > 59 or h > 24 or (h == 24 and m):
+        raise CalendarError(f"{text!r}: {hhmm!r} is not a time of day (00:00 to 24:00)")
+    return h * 60 + m
+
+

@@ -1,0 +1,118 @@
+"""Workflow events (CONTRACTS.md section 2): parsing and the `malformed` check.
+
+The other reasons an event cannot be applied depend on the order's state and the policies; the engine
+checks them, in the contract's order, after this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .instants import InstantError, parse_instant
+from .policies import DEFAULT_SEGMENT
+
+NODE_STARTED = "node_started"
+NODE_COMPLETED = "node_completed"
+NODE_CANCELLED = "node_cancelled"
+NODE_PAUSED = "node_paused"
+NODE_RESUMED = "node_resumed"
+ORDER_COMPLETED = "order_completed"
+ORDER_CANCELLED = "order_cancelled"
+EVENT_TYPES = (
+    NODE_STARTED, NODE_COMPLETED, NODE_CANCELLED, NODE_PAUSED, NODE_RESUMED, ORDER_COMPLETED, ORDER_CANCELLED,
+)
+NODE_TYPES = frozenset(t for t in EVENT_TYPES if t.startswith("node_"))
+_TYPES = frozenset(EVENT_TYPES)
+
+# The reasons an event cannot be applied, in the order they are checked (CONTRACTS.md section 2).
+MALFORMED = "malformed"
+DUPLICATE_EVENT = "duplicate_event"
+UNKNOWN_PROCESS = "unknown_process"
+UNKNOWN_NODE = "unknown_node"
+OUT_OF_ORDER = "out_of_order"
+INVALID_TRANSITION = "invalid_transition"
+REASONS = (MALFORMED, DUPLICATE_EVENT, UNKNOWN_PROCESS, UNKNOWN_NODE, OUT_OF_ORDER, INVALID_TRANSITION)
+
+_intern: dict[str, str] = {}  # process / node / segment names repeat: keep one copy of each
+
+
+def _shared(s: str) -> str:
+    got = _intern.get(s)
+    if got is None:
+        if len(_intern) < 100_000:
+            _intern[s] = s
+        return s
+    return got
+
+
+class Malformed(ValueError):
+    """The event is not a valid workflow event; the message says why."""
+
+
+class Event:
+    __slots__ = ("event_id", "order_id", "process", "type", "node", "at", "segment", "attrs")
+
+    def __init__(self, event_id: str, order_id: str, process: str, type: str, node: str | None, at: int,
+                 segment: str = DEFAULT_SEGMENT, attrs: dict[str, Any] | None = None):
+        self.event_id = event_id
+        self.order_id = order_id
+        self.process = process
+        self.type = type
+        self.node = node
+        self.at = at
+        self.segment = segment
+        self.attrs = attrs
+
+    def __repr__(self) -> str:
+        return f"Event({self.type} {self.order_id}/{self.node} at={self.at} id={self.event_id})"
+
+
+def _required_text(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if type(value) is not str:
+        if value is None:
+            raise Malformed(f"missing field {key!r}")
+        raise Malformed(f"field {key!r} must be a string, got {type(value).__name__}")
+    if not value:
+        raise Malformed(f"field {key!r} is empty")
+    return value
+
+
+def event_from_object(obj: Any) -> Event:
+    """A decoded JSON value (or CSV row) -> Event, or Malformed with the reason."""
+    if type(obj) is not dict:
+        raise Malformed(f"an event must be a JSON object, got {type(obj).__name__}")
+    event_id = _required_text(obj, "event_id")
+    order_id = _required_text(obj, "order_id")
+    process = _required_text(obj, "process")
+    etype = _required_text(obj, "type")
+    if etype not in _TYPES:
+        raise Malformed(f"unknown type {etype!r}")
+    node = None
+    if etype in NODE_TYPES:
+        node = _shared(_required_text(obj, "node"))
+    at_text = _required_text(obj, "at")
+    try:
+        at = parse_instant(at_text)
+    except InstantError as exc:
+        raise Malformed(f"field 'at': {exc}") from None
+    segment = obj.get("segment")
+    if segment is None or segment == "":
+        segment = DEFAULT_SEGMENT
+    elif type(segment) is not str:
+        raise Malformed(f"field 'segment' must be a string, got {type(segment).__name__}")
+    attrs = obj.get("attrs")
+    if attrs is not None and type(attrs) is not dict:
+        raise Malformed(f"field 'attrs' must be an object, got {type(attrs).__name__}")
+    return Event(event_id, order_id, _shared(process), _shared(etype), node, at, _shared(segment), attrs or None)
+
+
+def decode_event(raw: bytes | str) -> Event:
+    """JSON bytes -> Event, or Malformed."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Malformed(f"not JSON: {exc}") from None
+    return event_from_object(obj)

@@ -1,0 +1,54 @@
+"""Instants as integer microseconds since the Unix epoch (UTC): exact arithmetic, no float drift."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+US = 1_000_000  # microseconds per second
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+# RFC 3339 date-time: full date, 'T' (or 't' / space), time with optional fraction, and a mandatory offset.
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)\Z")
+
+
+class InstantError(ValueError):
+    """A text that is not an RFC 3339 date-time with an offset."""
+
+
+def parse_instant(text: str) -> int:
+    """RFC 3339 text with offset -> microseconds since the epoch. Fractions beyond microseconds are truncated."""
+    if type(text) is not str or not _RFC3339.match(text):
+        raise InstantError(f"not an RFC 3339 time with offset: {text!r}")
+    if "t" in text or "z" in text:
+        text = text.upper()
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InstantError(f"not a valid time: {text!r} ({exc})") from None
+    return (dt - _EPOCH) // _ONE_US
+
+
+def format_instant(us: int) -> str:
+    """Microseconds since the epoch -> RFC 3339 in UTC with `Z` (fraction only when not whole seconds)."""
+    dt = _EPOCH + timedelta(microseconds=us)
+    if us % US:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_datetime(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def from_datetime(dt: datetime) -> int:
+    """An aware datetime -> microseconds since the epoch."""
+    if dt.tzinfo is None:
+        raise InstantError("naive datetime has no offset")
+    return (dt - _EPOCH) // _ONE_US
+
+
+def seconds(us: int) -> float:
+    """Microseconds -> seconds, as the float the outputs carry."""
+    return us / US
