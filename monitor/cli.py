@@ -6,8 +6,8 @@ import argparse
 import importlib
 import sys
 
-# (module, help) of every sub-command; modules are imported lazily so `slamon --help` stays fast
-# and a sub-command's heavy dependencies (Faust, aiokafka) load only when it runs.
+# Sub-command -> module. Only the module of the command being run is imported, so `slamon replay` never loads
+# Faust or aiokafka; `slamon --help` imports them all to list them.
 COMMANDS: dict[str, str] = {
     "replay": "monitor.replay",
     "policy": "monitor.policy_cli",
@@ -16,7 +16,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slamon",
         description="Kafka-native SLA monitor: commitments, tolerances and the seven states of node runs.",
@@ -24,12 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in COMMANDS.items():
-        importlib.import_module(module).register(sub)
+        if only is None or name == only:
+            importlib.import_module(module).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -198,8 +198,8 @@ def replay_file(policies: PolicySet, path: str, now: int | None = None, show_pro
 # ---------------------------------------------------------------- output
 
 
-def render_tables(result: dict[str, Any], out: Any = sys.stdout) -> None:
-    w = out.write
+def render_tables(result: dict[str, Any], out: Any = None) -> None:
+    w = (out or sys.stdout).write
     w(f"judged at {result['now']}\n\n")
     rows = result["summary"]
     short = ["c_norm", "c_acc", "c_warn", "ip_norm", "ip_acc", "ip_warn", "cancel"]

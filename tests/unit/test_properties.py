@@ -32,8 +32,11 @@ def calendars(draw):
     return WeeklyCalendar("gen", draw(st.sampled_from(ZONES)), hours, holidays)
 
 
-instants = st.integers(BASE, BASE + SPAN)
-amounts = st.integers(0, 5 * 86400 * US)
+QUARTER = 15 * 60 * US
+# Random instants, and instants on the quarter hours where calendar ranges begin and end (so that limits used
+# up exactly at the end of a working period are common, not a measure-zero accident).
+instants = st.one_of(st.integers(BASE, BASE + SPAN), st.integers(0, SPAN // QUARTER).map(lambda q: BASE + q * QUARTER))
+amounts = st.one_of(st.integers(0, 5 * 86400 * US), st.integers(0, 5 * 96).map(lambda q: q * QUARTER))
 
 
 @settings(max_examples=200, deadline=None)
