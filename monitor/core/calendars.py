@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .instants import US, from_datetime, to_datetime
+from .instants import from_datetime, to_datetime
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MAX_SCAN_DAYS = 3660  # a calendar must open at least once in ten years of scanning

@@ -11,7 +11,7 @@ from monitor.core.events import (
     UNKNOWN_PROCESS,
 )
 
-from .helpers import T, Recorder, ev, policies
+from .helpers import Recorder, T, ev, policies
 
 BASIC = {"process": "p", "version": 2, "nodes": {"n": {"commitment": "1h", "tolerance": "2h", "owner": "team"},
                                                   "m": {"commitment": "30m", "tolerance": "30m"}}}
