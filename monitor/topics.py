@@ -233,7 +233,7 @@ async def _topic_metadata(admin: Any) -> dict[str, dict[str, Any]]:
 
 
 async def _topic_configs(admin: Any, specs: list[TopicSpec]) -> dict[str, dict[str, Any]]:
-    from aiokafka.admin import ConfigResource, ConfigResourceType
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     if not specs:
         return {}
@@ -311,7 +311,7 @@ async def apply_topics(
                 name, code = err["topic"], err["error_code"]
                 if code == 0:
                     n, why = wanted_partitions(next(s for s in missing if s.name == name))
-                    detail = f"{n} partitions" + (f", {why}" if why else "")
+                    detail = f"{n} partition{'s' if n != 1 else ''}" + (f", {why}" if why else "")
                     reports[name] = TopicReport(name, "created", detail=detail)
                 elif code == _TOPIC_ALREADY_EXISTS:  # created meanwhile by someone else: compare below
                     raced.append(name)
