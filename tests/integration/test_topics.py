@@ -243,3 +243,22 @@ def test_keyed_produce_group_consume_and_committed_offsets(stack, prefix):
     assert {p: off or 0 for p, off in committed.items()} == ends
     by_admin = {tp.partition: meta.offset for tp, meta in by_admin.items() if tp.topic == topic}
     assert {p: by_admin.get(p, 0) for p in ends} == ends
+
+
+def test_concurrent_applies_race_safely(stack, prefix):
+    """Workers starting together all apply the catalogue: one creates each topic, the others find it (the
+    broker answers them TOPIC_ALREADY_EXISTS); nobody fails and nobody reports a difference."""
+    bootstrap = stack.kafka_bootstrap
+    specs = load_catalogue(partitions=2, prefix=prefix)
+
+    async def go():
+        return await asyncio.gather(*(apply_topics(bootstrap, specs, client_id=f"w{i}") for i in range(4)))
+
+    results = asyncio.run(go())
+    for reports in results:
+        assert [r.topic for r in reports] == [s.name for s in specs]
+        assert all(r.status in ("created", "ok") for r in reports), [r.line() for r in reports]
+    for i, spec in enumerate(specs):
+        assert [r[i].status for r in results].count("created") <= 1, spec.name
+    meta, _ = describe(bootstrap, [s.name for s in specs])
+    assert {n: len(m["partitions"]) for n, m in meta.items()} == {s.name: s.partitions for s in specs}
