@@ -14,7 +14,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .instants import from_datetime, to_datetime
+from .instants import US, from_datetime
+
+_DAY_US = 86400 * US
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MAX_SCAN_DAYS = 3660  # a calendar must open at least once in ten years of scanning
@@ -80,15 +83,17 @@ class WeeklyCalendar:
             minute -= 1440
         return from_datetime(datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=self.zone))
 
-    def _local_ordinal(self, us: int) -> int:
-        return to_datetime(us).astimezone(self.zone).date().toordinal()
+    @staticmethod
+    def _first_ordinal(us: int) -> int:
+        """A local date at or before the one containing `us`: UTC offsets are under a day, so the local date is
+        within one day of the UTC date; two days back also covers a 24:00 range ending on that date."""
+        return us // _DAY_US + _EPOCH_ORDINAL - 2
 
     def working(self, a: int, b: int) -> int:
         if b <= a:
             return 0
         total = 0
-        last = self._local_ordinal(b) + 1
-        for ordinal in range(self._local_ordinal(a) - 1, last + 1):
+        for ordinal in range(self._first_ordinal(a), self._first_ordinal(b) + 5):
             for x, y in self._intervals(ordinal):
                 lo = x if x > a else a
                 hi = y if y < b else b
@@ -98,7 +103,7 @@ class WeeklyCalendar:
 
     def used_up(self, start: int, amount: int) -> int:
         remaining = amount
-        first = self._local_ordinal(start) - 1
+        first = self._first_ordinal(start)
         for ordinal in range(first, first + _MAX_SCAN_DAYS):
             for x, y in self._intervals(ordinal):
                 if y <= start:

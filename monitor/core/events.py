@@ -35,18 +35,6 @@ OUT_OF_ORDER = "out_of_order"
 INVALID_TRANSITION = "invalid_transition"
 REASONS = (MALFORMED, DUPLICATE_EVENT, UNKNOWN_PROCESS, UNKNOWN_NODE, OUT_OF_ORDER, INVALID_TRANSITION)
 
-_intern: dict[str, str] = {}  # process / node / segment names repeat: keep one copy of each
-
-
-def _shared(s: str) -> str:
-    got = _intern.get(s)
-    if got is None:
-        if len(_intern) < 100_000:
-            _intern[s] = s
-        return s
-    return got
-
-
 class Malformed(ValueError):
     """The event is not a valid workflow event; the message says why."""
 
@@ -84,29 +72,33 @@ def event_from_object(obj: Any) -> Event:
     """A decoded JSON value (or CSV row) -> Event, or Malformed with the reason."""
     if type(obj) is not dict:
         raise Malformed(f"an event must be a JSON object, got {type(obj).__name__}")
-    event_id = _required_text(obj, "event_id")
-    order_id = _required_text(obj, "order_id")
-    process = _required_text(obj, "process")
-    etype = _required_text(obj, "type")
+    get = obj.get
+    event_id, order_id, process, etype, at_text = get("event_id"), get("order_id"), get("process"), get("type"), get("at")
+    # fast path: every required text present and non-empty; otherwise find the first problem for the message
+    if not (type(event_id) is str and event_id and type(order_id) is str and order_id and type(process) is str
+            and process and type(etype) is str and etype and type(at_text) is str and at_text):
+        for key in ("event_id", "order_id", "process", "type", "at"):
+            _required_text(obj, key)
     if etype not in _TYPES:
         raise Malformed(f"unknown type {etype!r}")
     node = None
     if etype in NODE_TYPES:
-        node = _shared(_required_text(obj, "node"))
-    at_text = _required_text(obj, "at")
+        node = get("node")
+        if type(node) is not str or not node:
+            _required_text(obj, "node")
     try:
         at = parse_instant(at_text)
     except InstantError as exc:
         raise Malformed(f"field 'at': {exc}") from None
-    segment = obj.get("segment")
+    segment = get("segment")
     if segment is None or segment == "":
         segment = DEFAULT_SEGMENT
     elif type(segment) is not str:
         raise Malformed(f"field 'segment' must be a string, got {type(segment).__name__}")
-    attrs = obj.get("attrs")
+    attrs = get("attrs")
     if attrs is not None and type(attrs) is not dict:
         raise Malformed(f"field 'attrs' must be an object, got {type(attrs).__name__}")
-    return Event(event_id, order_id, _shared(process), _shared(etype), node, at, _shared(segment), attrs or None)
+    return Event(event_id, order_id, process, etype, node, at, segment, attrs or None)
 
 
 def decode_event(raw: bytes | str) -> Event:

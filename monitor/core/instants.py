@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 US = 1_000_000  # microseconds per second
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = datetime(1970, 1, 1)
 _ONE_US = timedelta(microseconds=1)
 
 # RFC 3339 date-time: full date, 'T' (or 't' / space), time with optional fraction, and a mandatory offset.
@@ -32,10 +33,8 @@ def parse_instant(text: str) -> int:
 
 def format_instant(us: int) -> str:
     """Microseconds since the epoch -> RFC 3339 in UTC with `Z` (fraction only when not whole seconds)."""
-    dt = _EPOCH + timedelta(microseconds=us)
-    if us % US:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat() writes the fraction only when there is one (always 6 digits then)
+    return (_EPOCH_NAIVE + timedelta(microseconds=us)).isoformat() + "Z"
 
 
 def to_datetime(us: int) -> datetime:
