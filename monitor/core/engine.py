@@ -326,6 +326,14 @@ class Engine:
             sink.warning(state, run, RESOLVED, final, at, elapsed)
 
 
+def announced_level(crossed: int) -> int:
+    """The level announced for an open run whose first `crossed` crossing kinds were announced
+    (`Run.crossed`): 0 normal, 1 acceptable, 2 warning."""
+    if crossed <= _COMMIT:
+        return 0
+    return 1 if crossed == _TOLER else 2
+
+
 def next_deadline(state: OrderState) -> int | None:
     """The earliest instant at which a crossing of this order is due (None: nothing can cross now)."""
     best = None

@@ -1,0 +1,76 @@
+"""Configuration from `SLAMON_*` environment variables, each with a local default (CONTRACTS.md section 7)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+# name, default, help: the single list `slamon worker --help` prints and Settings reads
+SETTINGS: list[tuple[str, str, str]] = [
+    ("SLAMON_KAFKA_BOOTSTRAP", "127.0.0.1:9092", "Kafka bootstrap servers, host:port[,host:port]"),
+    ("SLAMON_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (breach board)"),
+    ("SLAMON_POLICIES", "", "policy directory published to sla.policies at start (empty: use the topic as is)"),
+    ("SLAMON_PARTITIONS", "6", "partitions of workflow.events and sla.ticks when the worker creates them"),
+    ("SLAMON_REPLICATION", "1", "replication factor of topics the worker creates"),
+    ("SLAMON_TICK_INTERVAL", "1.0", "seconds between the clock ticks that detect crossings"),
+    ("SLAMON_WEB_PORT", "6066", "port of /metrics, /healthz, /readyz and the API"),
+    ("SLAMON_WEB_HOST", "127.0.0.1", "address the web server binds to (0.0.0.0 in containers)"),
+    ("SLAMON_STORE", "rocksdb://", "order-state table store: rocksdb:// or memory://"),
+    ("SLAMON_DATA_DIR", ".slamon-data", "directory for RocksDB tables and worker state"),
+    ("SLAMON_APP_ID", "slamon", "Kafka consumer group and table namespace of the workers"),
+    ("SLAMON_TOPIC_PREFIX", "", "prefix of every topic name (tests, several tenants on one cluster)"),
+    ("SLAMON_STANDBY_REPLICAS", "0", "standby copies of the order table on other workers (fast fail-over)"),
+    ("SLAMON_CLOSED_RETENTION", "86400", "seconds a finished order is kept, to reject late and repeated events"),
+    ("SLAMON_ALERTMANAGER_URL", "", "Alertmanager base URL, e.g. http://127.0.0.1:9093 (empty: no alerts)"),
+    ("SLAMON_API_TOKEN", "", "bearer token of the query API (empty: the API is off)"),
+    ("SLAMON_LOG_LEVEL", "info", "log level: debug, info, warning, error"),
+]
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str
+    redis_url: str
+    policies: str
+    partitions: int
+    replication: int
+    tick_interval: float
+    web_port: int
+    web_host: str
+    store: str
+    data_dir: str
+    app_id: str
+    topic_prefix: str
+    standby_replicas: int
+    closed_retention: float
+    alertmanager_url: str
+    api_token: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values = {}
+        for (name, default, _), f in zip(SETTINGS, fields(cls), strict=True):
+            raw = env.get(name, default).strip()
+            try:
+                values[f.name] = {"int": int, "float": float}.get(str(f.type), str)(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a valid {f.type}") from None
+        s = cls(**values)
+        if s.partitions < 1 or s.replication < 1 or s.tick_interval <= 0 or s.closed_retention < 0:
+            raise SettingsError("SLAMON_PARTITIONS, SLAMON_REPLICATION and SLAMON_TICK_INTERVAL must be positive")
+        if not s.store.startswith(("rocksdb://", "memory://")):
+            raise SettingsError(f"SLAMON_STORE={s.store!r}: use rocksdb:// or memory://")
+        return s
+
+
+def settings_help() -> str:
+    width = max(len(n) for n, _, _ in SETTINGS)
+    return "environment:\n" + "\n".join(
+        f"  {n:<{width}}  {h} (default: {d or 'empty'})" for n, d, h in SETTINGS
+    )

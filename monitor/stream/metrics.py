@@ -1,0 +1,107 @@
+"""Prometheus metrics of CONTRACTS.md section 6, on a registry of their own.
+
+Labels take values from policies and fixed vocabularies only: the segment label is the run's segment when the
+policy names it, else `default`. Every label set the policies imply is created at zero when policies load, so
+the first increment of a series is not lost to `increase()`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
+
+from ..core.engine import (
+    CANCELLED,
+    COMPLETED_ACCEPTABLE,
+    COMPLETED_NORMAL,
+    COMPLETED_WARNING,
+    CROSSING_KINDS,
+    LEVELS,
+)
+from ..core.events import EVENT_TYPES, REASONS
+from ..core.policies import DEFAULT_SEGMENT, ORDER_NODE, PolicySet
+
+disable_created_metrics()
+
+OUTCOME_STATES = (COMPLETED_NORMAL, COMPLETED_ACCEPTABLE, COMPLETED_WARNING, CANCELLED)
+RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5)
+DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000, 864000, 2592000)
+DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300)
+
+LabelKey = tuple[str, str, str, str]  # process, node, segment label, level
+
+
+class InProgressCollector:
+    """`sla_runs_in_progress`: open runs by announced level, summed over the partitions this worker owns now."""
+
+    def __init__(self) -> None:
+        self.by_partition: dict[int, Tally[LabelKey]] = {}
+        self.owned: set[int] = set()
+        self.known: set[tuple[str, str, str]] = set()
+
+    def describe(self) -> list:
+        return [GaugeMetricFamily("sla_runs_in_progress", "Open runs on this worker's partitions, by level",
+                                  labels=["process", "node", "segment", "level"])]
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        total: Tally[LabelKey] = Tally()
+        for p in self.owned:
+            total.update(self.by_partition.get(p, {}))
+        g = GaugeMetricFamily("sla_runs_in_progress", "Open runs on this worker's partitions, by level",
+                              labels=["process", "node", "segment", "level"])
+        keys = {(*k, lvl) for k in self.known for lvl in LEVELS} | {k for k, v in total.items() if v}
+        for key in sorted(keys):
+            g.add_metric(list(key), total.get(key, 0))
+        yield g
+
+    def add(self, partition: int, key: LabelKey, delta: int) -> None:
+        tally = self.by_partition.get(partition)
+        if tally is None:
+            tally = self.by_partition[partition] = Tally()
+        tally[key] += delta
+
+
+class MonitorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        r = self.registry = registry or CollectorRegistry()
+        self.events = Counter("sla_events", "Workflow events applied", ["process", "type"], registry=r)
+        self.invalid = Counter("sla_invalid_events", "Workflow events rejected, by reason", ["reason"], registry=r)
+        self.runs_started = Counter("sla_runs_started", "Node runs opened", ["process", "node", "segment"], registry=r)
+        self.outcomes = Counter("sla_run_outcomes", "Node runs ended, by final state",
+                                ["process", "node", "segment", "state"], registry=r)
+        self.crossings = Counter("sla_crossings", "Crossings announced", ["process", "node", "segment", "kind"],
+                                 registry=r)
+        self.duration = Histogram("sla_run_duration_seconds", "Working seconds of completed runs",
+                                  ["process", "node"], buckets=DURATION_BUCKETS, registry=r)
+        self.ratio = Histogram("sla_run_elapsed_ratio", "Elapsed / commitment of completed runs",
+                               ["process", "node"], buckets=RATIO_BUCKETS, registry=r)
+        self.delay = Histogram("sla_warning_delay_seconds", "detected_at - crossed_at of announced crossings",
+                               ["kind"], buckets=DELAY_BUCKETS, registry=r)
+        self.in_progress = InProgressCollector()
+        r.register(self.in_progress)
+        for reason in REASONS:
+            self.invalid.labels(reason)
+        for kind in CROSSING_KINDS:
+            self.delay.labels(kind)
+
+    def prime(self, policies: PolicySet) -> None:
+        """Create every label set the policies imply, at zero."""
+        for name, p in policies.policies.items():
+            for etype in EVENT_TYPES:
+                self.events.labels(name, etype)
+            nodes = list(p.nodes) + ([ORDER_NODE] if p.order is not None else [])
+            segments = [DEFAULT_SEGMENT, *p.segments]
+            kinds = CROSSING_KINDS if p.early_warning is not None else CROSSING_KINDS[1:]
+            for node in nodes:
+                self.duration.labels(name, node)
+                self.ratio.labels(name, node)
+                for seg in segments:
+                    self.in_progress.known.add((name, node, seg))
+                    self.runs_started.labels(name, node, seg)
+                    for state in OUTCOME_STATES:
+                        self.outcomes.labels(name, node, seg, state)
+                    for kind in kinds:
+                        self.crossings.labels(name, node, seg, kind)

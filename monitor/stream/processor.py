@@ -1,0 +1,273 @@
+"""What the agent does with each message, without Faust: events and ticks in, table writes and outputs out.
+
+The agent hands every message of `workflow.events` and `sla.ticks` to `Processor.on_event` / `on_tick`, in the
+context of its partition, with the order table as a mapping (bytes keys and values). The processor:
+
+- applies events to order states with the core engine, records the offset applied in the same table write
+  (a redelivered message after a crash or rebalance is recognised and skipped, not reported as a duplicate),
+  and sends every rejected event to the dead-letter topic with its reason and original bytes;
+- keeps, per partition, a deadline index and a watermark: a tick advances the partition's orders to the tick's
+  time only when every event written to the partition before the tick was sent has been applied (the tick
+  carries the partition's end offset); otherwise to no later than the write time of the last event applied.
+  Under lag, warnings wait; they are never announced for a run whose completion is already in the log;
+- keeps the in-progress gauge by announced level, per partition.
+
+Table value: b"<partition> <offset of last applied event> <next deadline or -1>|" + the core's state bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
+
+import orjson
+
+from ..core.engine import (
+    LEVELS,
+    RESOLVED,
+    Engine,
+    OrderState,
+    Run,
+    announced_level,
+    dump_state,
+    load_state,
+    next_deadline,
+)
+from ..core.events import MALFORMED, Malformed, decode_event
+from ..core.instants import US, format_instant, parse_instant
+from ..core.policies import DEFAULT_SEGMENT
+from ..core.records import outcome_record, warning_record
+from .deadlines import DeadlineIndex
+from .metrics import MonitorMetrics
+
+log = logging.getLogger("slamon.processor")
+
+Emit = Callable[[str, bytes | None, bytes], None]  # (output: warnings|outcomes|deadletter, key, value)
+
+
+def encode_value(partition: int, offset: int, deadline: int | None, state: OrderState) -> bytes:
+    return b"%d %d %d|" % (partition, offset, -1 if deadline is None else deadline) + dump_state(state)
+
+
+def decode_header(value: bytes) -> tuple[int, int, int | None, bytes]:
+    head, _, body = value.partition(b"|")
+    p, off, dl = head.split()
+    deadline = int(dl)
+    return int(p), int(off), (None if deadline < 0 else deadline), body
+
+
+class PartitionClock:
+    __slots__ = ("applied_offset", "applied_write_time", "watermark")
+
+    def __init__(self) -> None:
+        self.applied_offset: int | None = None  # offset of the last workflow.events message processed
+        self.applied_write_time = 0  # its Kafka timestamp (write time), microseconds
+        self.watermark = 0  # the clock this partition's orders have been advanced to
+
+
+class LiveSink:
+    """Turns what the engine decides into output records, metrics and gauge moves, for one partition."""
+
+    def __init__(self, processor: Processor):
+        self.p = processor
+        self.partition = 0
+        self.out: list[tuple[str, bytes, dict[str, Any]]] = []
+
+    def _segment(self, state: OrderState, run: Run) -> str:
+        policy = self.p.engine.policies.get(state.process)
+        return policy.segment_label(run.segment) if policy is not None else DEFAULT_SEGMENT
+
+    def run_started(self, state: OrderState, run: Run) -> None:
+        seg = self._segment(state, run)
+        self.p.metrics.runs_started.labels(state.process, run.node, seg).inc()
+        self.p.metrics.in_progress.add(self.partition, (state.process, run.node, seg, LEVELS[0]), 1)
+
+    def warning(self, state: OrderState, run: Run, kind: str, run_state: str, at: int, elapsed: int) -> None:
+        rec = warning_record(state, run, kind, run_state, at, elapsed)
+        now = self.p.clock()
+        rec["detected_at"] = format_instant(now)
+        self.out.append(("warnings", state.order_id.encode(), rec))
+        if kind == RESOLVED:
+            return
+        seg = self._segment(state, run)
+        m = self.p.metrics
+        m.crossings.labels(state.process, run.node, seg, kind).inc()
+        m.delay.labels(kind).observe(max(now - at, 0) / US)
+        # called before the run counts this crossing: the level moves from before to after it
+        before, after = announced_level(run.crossed), announced_level(run.crossed + 1)
+        if before != after:
+            gauge = self.p.metrics.in_progress
+            gauge.add(self.partition, (state.process, run.node, seg, LEVELS[before]), -1)
+            gauge.add(self.partition, (state.process, run.node, seg, LEVELS[after]), 1)
+
+    def outcome(self, state: OrderState, run: Run, run_state: str, ended_at: int, elapsed: int) -> None:
+        rec = outcome_record(state, run, run_state, ended_at, elapsed)
+        rec["detected_at"] = format_instant(self.p.clock())
+        self.out.append(("outcomes", state.order_id.encode(), rec))
+        seg = self._segment(state, run)
+        m = self.p.metrics
+        m.outcomes.labels(state.process, run.node, seg, run_state).inc()
+        if run_state != "cancelled":
+            m.duration.labels(state.process, run.node).observe(elapsed / US)
+            m.ratio.labels(state.process, run.node).observe(elapsed / run.commitment)
+        m.in_progress.add(self.partition, (state.process, run.node, seg, LEVELS[announced_level(run.crossed)]), -1)
+
+
+class Processor:
+    def __init__(self, engine: Engine, table: MutableMapping[bytes, bytes], emit: Emit, metrics: MonitorMetrics,
+                 clock: Callable[[], int], closed_retention_us: int = 86400 * US, events_topic: str = "workflow.events"):
+        self.engine = engine
+        self.table = table
+        self.emit = emit
+        self.metrics = metrics
+        self.clock = clock  # wall clock, microseconds (only for detected_at / received_at and ticks)
+        self.closed_retention = closed_retention_us
+        self.events_topic = events_topic
+        self.deadlines = DeadlineIndex()
+        self.clocks: dict[int, PartitionClock] = {}
+        self._sink = LiveSink(self)
+
+    # ---------------------------------------------------------------- assignment
+
+    def rebuild(self, partitions: Iterable[int], items: Iterable[tuple[bytes, bytes]]) -> int:
+        """After recovery: deadline heaps and gauges of the owned partitions, from the table. Returns orders seen."""
+        owned = set(partitions)
+        for p in self.deadlines.partitions() - owned:
+            self.revoke([p])
+        entries: dict[int, list[tuple[int, bytes]]] = {p: [] for p in owned}
+        gauge = self.metrics.in_progress
+        for p in owned:
+            gauge.by_partition[p] = Counter()
+        n = 0
+        for key, value in items:
+            if not value:
+                continue
+            p, _, deadline, body = decode_header(value)
+            if p not in owned:
+                continue
+            n += 1
+            if deadline is not None:
+                entries[p].append((deadline, key))
+            state = load_state(body, self.engine)
+            policy = self.engine.policies.get(state.process)
+            for run in state.runs.values():
+                seg = policy.segment_label(run.segment) if policy is not None else DEFAULT_SEGMENT
+                gauge.add(p, (state.process, run.node, seg, LEVELS[announced_level(run.crossed)]), 1)
+        for p in owned:
+            self.deadlines.reset(p, entries[p])
+            self.clocks.setdefault(p, PartitionClock())
+        gauge.owned = owned
+        return n
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.deadlines.drop(p)
+            self.clocks.pop(p, None)
+            self.metrics.in_progress.by_partition.pop(p, None)
+            self.metrics.in_progress.owned.discard(p)
+
+    # ---------------------------------------------------------------- messages
+
+    def _clock(self, partition: int) -> PartitionClock:
+        c = self.clocks.get(partition)
+        if c is None:
+            c = self.clocks[partition] = PartitionClock()
+        return c
+
+    def _flush(self) -> None:
+        out = self._sink.out
+        for topic, key, rec in out:
+            self.emit(topic, key, orjson.dumps(rec))
+        out.clear()
+
+    def _store(self, key: bytes, partition: int, offset: int, state: OrderState) -> None:
+        deadline = next_deadline(state)
+        if state.finished:
+            purge = (state.last_at or 0) + self.closed_retention
+            deadline = purge if deadline is None else min(deadline, purge)
+        self.table[key] = encode_value(partition, offset, deadline, state)
+        if deadline is not None:
+            self.deadlines.push(partition, deadline, key)
+
+    def dead_letter(self, reason: str, detail: str, topic: str, partition: int, offset: int, key: bytes | None,
+                    raw: bytes | None) -> None:
+        self.metrics.invalid.labels(reason).inc()
+        raw = raw or b""
+        try:
+            text, encoding = raw.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(raw).decode(), "base64"
+        rec = {"reason": reason, "detail": detail, "topic": topic, "partition": partition, "offset": offset,
+               "received_at": format_instant(self.clock()), "raw": text, "raw_encoding": encoding}
+        self.emit("deadletter", key, orjson.dumps(rec))
+
+    def on_event(self, partition: int, offset: int, write_time_ms: int, key: bytes | None, raw: bytes | None) -> None:
+        clock = self._clock(partition)
+        try:
+            try:
+                ev = decode_event(raw if raw is not None else b"")
+            except Malformed as exc:
+                self.dead_letter(MALFORMED, str(exc), self.events_topic, partition, offset, key, raw)
+                return
+            tkey = ev.order_id.encode()
+            value = self.table.get(tkey)
+            state = None
+            if value:
+                p0, last_offset, _, body = decode_header(value)
+                if p0 == partition and offset <= last_offset:
+                    return  # redelivered after a crash or rebalance: its effect is already in the table
+                state = load_state(body, self.engine)
+            sink = self._sink
+            sink.partition = partition
+            new, rejection = self.engine.apply(state, ev, sink)
+            if rejection is not None:
+                self.dead_letter(rejection.reason, rejection.detail, self.events_topic, partition, offset, key, raw)
+                return
+            self.metrics.events.labels(ev.process, ev.type).inc()
+            self._store(tkey, partition, offset, new)  # type: ignore[arg-type]
+            self._flush()
+        finally:
+            clock.applied_offset = offset
+            clock.applied_write_time = max(clock.applied_write_time, write_time_ms * 1000)
+
+    def on_tick(self, partition: int, raw: bytes, committed: int | None = None) -> int:
+        """Advance the partition's due orders. `committed` is the group's committed offset of the events
+        partition, used when no event has been processed since assignment. Returns the watermark used."""
+        try:
+            tick = orjson.loads(raw)
+            now = parse_instant(tick["now"])
+            end = tick.get("end_offset")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning("ignoring unreadable tick", extra={"partition": partition})
+            return self._clock(partition).watermark
+        clock = self._clock(partition)
+        if end is None:
+            caught_up = False
+        elif clock.applied_offset is not None:
+            caught_up = clock.applied_offset + 1 >= end
+        else:
+            caught_up = committed is not None and committed >= end or end == 0
+        mark = now if caught_up else min(now, clock.applied_write_time)
+        if mark > clock.watermark:
+            clock.watermark = mark
+        wm = clock.watermark
+        sink = self._sink
+        sink.partition = partition
+        for deadline, key in list(self.deadlines.pop_due(partition, wm)):
+            value = self.table.get(key)
+            if not value:
+                continue
+            p0, offset, stored, body = decode_header(value)
+            if p0 != partition or stored != deadline:
+                continue  # stale entry: the order moved on and has its own entry
+            state = load_state(body, self.engine)
+            if state.finished and (state.last_at or 0) + self.closed_retention < wm:
+                del self.table[key]
+                continue
+            self.engine.advance(state, wm, sink)
+            self._store(key, partition, offset, state)
+        self._flush()
+        return wm
