@@ -1,0 +1,29 @@
+"""Where the launcher finds its inputs (repo root, the Maven project) and keeps its outputs (jar cache, state)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# monitor/localstack/paths.py -> the repository root (the package is installed editable: `pip install -e`).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = REPO_ROOT / "deploy" / "local"
+POM = DEPLOY_DIR / "pom.xml"
+LOG4J2_CONFIG = DEPLOY_DIR / "log4j2.properties"
+
+
+def cache_dir() -> Path:
+    """Root of downloaded artefacts: `$SLAMON_CACHE_DIR`, else `.cache/` at the repo root (git-ignored)."""
+    env = os.environ.get("SLAMON_CACHE_DIR")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache"
+
+
+def default_stack_dir() -> Path:
+    """State, logs and data of the running stack: `$SLAMON_STACK_DIR`, else `.stack/` at the repo root."""
+    env = os.environ.get("SLAMON_STACK_DIR")
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".stack"
+
+
+def stack_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """An explicit state dir wins over the environment and the default."""
+    return Path(path).expanduser().resolve() if path else default_stack_dir()
