@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "replay": "monitor.replay",
     "policy": "monitor.policy_cli",
     "topics": "monitor.topics",
+    "worker": "monitor.worker",
     "stack": "monitor.localstack.cli",
 }
 

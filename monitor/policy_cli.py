@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
 from typing import Any
 
@@ -22,6 +24,19 @@ def register(sub: Any) -> None:
     )
     check.add_argument("directory", metavar="DIR")
     check.set_defaults(func=_check)
+    apply = psub.add_parser(
+        "apply",
+        help="validate a policy directory and publish it to sla.policies",
+        description="Validate a policy directory and publish one message per process to the compacted topic "
+        "sla.policies; running workers pick the change up without restart (runs in flight keep their version). "
+        "Nothing is published when any file is invalid (exit 2).",
+    )
+    apply.add_argument("directory", metavar="DIR")
+    apply.add_argument("--bootstrap", default=os.environ.get("SLAMON_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                       help="Kafka bootstrap servers (default: $SLAMON_KAFKA_BOOTSTRAP or 127.0.0.1:9092)")
+    apply.add_argument("--prefix", default=os.environ.get("SLAMON_TOPIC_PREFIX", ""),
+                       help="topic name prefix (default: $SLAMON_TOPIC_PREFIX)")
+    apply.set_defaults(func=_apply)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -46,4 +61,26 @@ def _check(args: argparse.Namespace) -> int:
             print(f"{name:<22} {p.version:>3} {node:<26} {seg:<14} {format_duration(lim.commitment):>11} "
                   f"{format_duration(lim.tolerance):>11} {early:>9}  {lim.owner or '-'}")
         print(f"{'':<22} calendar: {p.calendar_name or '24x7'}" + (f", target {p.target}" if p.target else ""))
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from .stream.policyfeed import policy_messages, publish
+
+    try:
+        policies, warnings = load_policy_dir(args.directory)
+    except PolicyError as exc:
+        print(f"policies rejected, nothing published:\n{exc}", file=sys.stderr)
+        return 2
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    topic = f"{args.prefix}sla.policies"
+    messages = policy_messages(policies)
+    try:
+        asyncio.run(asyncio.wait_for(publish(args.bootstrap, topic, messages), 60))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach Kafka is reported the same way
+        print(f"cannot publish to {topic} at {args.bootstrap}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    for name, p in sorted(policies.policies.items()):
+        print(f"published {name} version {p.version} to {topic}")
     return 0

@@ -1,0 +1,189 @@
+"""The Faust application: one agent over `workflow.events` + `sla.ticks`, the order table, the tick timer.
+
+Everything that decides something lives in `Processor` (and the core); this module only wires it to Faust:
+
+- the agent (concurrency 1) reads both topics; `sla.ticks` has as many partitions as `workflow.events`, so
+  Faust's assignor co-partitions them and a tick for partition p is processed in p's context, where p's
+  part of the table may be written (its changelog record goes to partition p);
+- the timer sends each partition this worker owns a tick with the wall clock and the partition's end offset;
+- when table recovery completes (streams still paused), the deadline heaps and gauges are rebuilt; on
+  revocation they are dropped;
+- /metrics, /healthz and /readyz on the web port.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..core.engine import Engine
+from ..core.instants import US, format_instant
+from ..core.policies import PolicySet
+from ..logs import logging_config
+from ..settings import Settings
+from ..topics import load_catalogue
+from .metrics import MonitorMetrics
+from .policyfeed import PolicyFeed
+from .processor import Processor
+
+log = logging.getLogger("slamon.worker")
+
+
+def wall_clock_us() -> int:
+    return time.time_ns() // 1000
+
+
+def topic_names(settings: Settings) -> dict[str, str]:
+    specs = load_catalogue(settings.partitions, settings.replication, settings.topic_prefix)
+    return {s.logical_name: s.name for s in specs}
+
+
+class Monitor:
+    def __init__(self, settings: Settings, partitions: int):
+        self.settings = settings
+        self.names = names = topic_names(settings)
+        self.events_topic = names["workflow.events"]
+        self.ticks_topic = names["sla.ticks"]
+        rocksdb = settings.store.startswith("rocksdb")
+        self.app = app = faust.App(
+            settings.app_id,
+            broker=";".join(f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",")),
+            store=settings.store,
+            datadir=settings.data_dir,
+            processing_guarantee="at_least_once",
+            topic_partitions=partitions,
+            topic_replication_factor=settings.replication,
+            topic_disable_leader=True,
+            table_standby_replicas=settings.standby_replicas,
+            consumer_auto_offset_reset="earliest",
+            broker_max_poll_records=1000,
+            stream_buffer_maxsize=16384,
+            broker_commit_interval=1.0,
+            stream_recovery_delay=0.0,
+            producer_linger=0.005,
+            producer_compression_type="lz4" if _has_lz4() else None,
+            web_port=settings.web_port,
+            web_bind=settings.web_host,
+            web_host=settings.web_host,
+            web_tables_enabled=False,
+            logging_config=logging_config(settings.log_level),
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.source = app.topic(self.events_topic, self.ticks_topic, **raw)
+        self.ticks = app.topic(self.ticks_topic, **raw)
+        self.outputs = {k: app.topic(names[f"sla.{k}"], **raw) for k in ("warnings", "outcomes", "deadletter")}
+        self.table = app.Table(
+            "orders", default=None, partitions=partitions,  # key and value serializers: the app's, raw
+            options={"block_cache_size": 64 * 2**20, "write_buffer_size": 16 * 2**20} if rocksdb else None,
+        )
+        self.metrics = MonitorMetrics()
+        self.engine = Engine(PolicySet({}, {}))
+        self.processor = Processor(self.engine, self.table, self._emit, self.metrics, wall_clock_us,
+                                   int(settings.closed_retention * US), self.events_topic)
+        self.policy_feed = PolicyFeed(settings.kafka_bootstrap, names["sla.policies"], self._policies_changed)
+        self.recovered = False
+        self._wire()
+
+    # -------------------------------------------------------------- plumbing
+
+    def _emit(self, output: str, key: bytes | None, value: bytes) -> None:
+        self.outputs[output].send_soon(key=key, value=value)
+
+    def _policies_changed(self, policies: PolicySet) -> None:
+        self.engine.set_policies(policies)
+        self.metrics.prime(policies)
+
+    def _owned(self) -> set[int]:
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.events_topic}
+
+    def _committed(self, partition: int) -> int | None:
+        # Faust's record of the group's committed offset (next offset to read) of an events partition.
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        return committed.get(TP(self.events_topic, partition))
+
+    @property
+    def ready(self) -> bool:
+        return self.recovered and self.policy_feed.ready.is_set()
+
+    def _wire(self) -> None:
+        app, processor = self.app, self.processor
+
+        @app.agent(self.source, concurrency=1, name="slamon-monitor")
+        async def monitor(stream: Any) -> None:
+            await self.policy_feed.ready.wait()
+            ticks = self.ticks_topic
+            async for event in stream.events():
+                m = event.message
+                if m.topic == ticks:
+                    processor.on_tick(m.partition, m.value, self._committed(m.partition))
+                else:
+                    processor.on_event(m.partition, m.offset, int((m.timestamp or 0) * 1000), m.key, m.value)
+
+        @app.task
+        async def follow_policies() -> None:
+            try:
+                await self.policy_feed.run()
+            except Exception:
+                log.exception("the policy feed failed; stopping the worker")
+                await app.stop()
+
+        @app.timer(self.settings.tick_interval)
+        async def send_ticks() -> None:
+            if not self.ready:
+                return
+            tps = [TP(self.events_topic, p) for p in sorted(self._owned())]
+            if not tps:
+                return
+            now = format_instant(wall_clock_us())  # before reading end offsets: they cover all written before now
+            ends = await app.consumer.highwaters(*tps)
+            for tp in tps:
+                end = ends.get(tp)
+                await self.ticks.send(partition=tp.partition, value=orjson.dumps({"now": now, "end_offset": end}))
+
+        @self.table.on_recover
+        async def rebuild() -> None:
+            try:
+                owned = self._owned()
+                started = time.monotonic()
+                n = processor.rebuild(owned, self.table.items())
+                self.recovered = True
+                log.info("deadline index rebuilt", extra={"partitions": sorted(owned), "orders": n,
+                                                          "seconds": round(time.monotonic() - started, 3)})
+            except Exception:
+                log.exception("rebuilding the deadline index failed; stopping the worker")
+                await app.stop()
+
+        @app.on_partitions_revoked.connect
+        async def revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+            self.recovered = False
+            processor.revoke({tp.partition for tp in revoked if tp.topic == self.events_topic})
+
+        @app.page("/metrics")
+        async def metrics(web: Any, request: Any) -> Any:
+            return web.bytes(generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        @app.page("/healthz")
+        async def healthz(web: Any, request: Any) -> Any:
+            return web.json({"status": "ok"})
+
+        @app.page("/readyz")
+        async def readyz(web: Any, request: Any) -> Any:
+            body = {"ready": self.ready, "recovered": self.recovered, "policies": self.policy_feed.ready.is_set(),
+                    "partitions": sorted(self._owned()) if self.recovered else []}
+            return web.json(body, status=200 if self.ready else 503)
+
+
+def _has_lz4() -> bool:
+    try:
+        import lz4  # noqa: F401
+    except ImportError:
+        return False
+    return True

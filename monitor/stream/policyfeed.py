@@ -1,0 +1,128 @@
+"""Policies at run time: the compacted topic `sla.policies`, read in full by every worker, then followed.
+
+A message is keyed by process; its value carries the policy document and the calendars it uses (schema
+`topics/schemas/sla-policy.schema.json`); a null value removes the process. A message that would make the set
+invalid is rejected with file, field and problem, and the running set stays as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ..core.policies import PolicyError, PolicySet, build_policy_set
+
+log = logging.getLogger("slamon.policies")
+
+
+def policy_messages(policies: PolicySet) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every policy of a validated set, as published to `sla.policies`."""
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    out = []
+    for name, p in sorted(policies.policies.items()):
+        calendars = {p.calendar_name: policies.calendar_documents[p.calendar_name]} if p.calendar_name else {}
+        value = {"process": name, "version": p.version, "source": p.source, "document": p.document,
+                 "calendars": calendars, "published_at": now}
+        out.append((name.encode(), orjson.dumps(value, default=str)))
+    return out
+
+
+class PolicyBook:
+    """The documents currently in force, by process, and the validated set built from them."""
+
+    def __init__(self) -> None:
+        self.documents: dict[str, dict[str, Any]] = {}
+        self.policies = PolicySet({}, {})
+
+    def _build(self, documents: dict[str, dict[str, Any]]) -> PolicySet:
+        calendars: dict[str, Any] = {}
+        for d in documents.values():
+            calendars.update(d.get("calendars") or {})
+        pairs = [(d.get("source") or f"{name}.yaml", d.get("document")) for name, d in sorted(documents.items())]
+        policy_set, _ = build_policy_set(pairs, {"calendars": calendars}, "calendars (from sla.policies)")
+        return policy_set
+
+    def apply(self, key: bytes | None, value: bytes | None) -> bool:
+        """Apply one message; True when the set changed. Rejects (and logs) a message that breaks the set."""
+        process = (key or b"").decode("utf-8", "replace")
+        documents = dict(self.documents)
+        if value is None:
+            if documents.pop(process, None) is None:
+                return False
+        else:
+            try:
+                doc = orjson.loads(value)
+                if not isinstance(doc, dict) or not isinstance(doc.get("document"), dict):
+                    raise ValueError("value has no `document` object")
+            except (orjson.JSONDecodeError, ValueError) as exc:
+                log.error("policy message rejected", extra={"process": process, "problem": str(exc)})
+                return False
+            documents[process] = doc
+        try:
+            policies = self._build(documents)
+        except PolicyError as exc:
+            log.error("policy message rejected; the running policies stay as they were",
+                      extra={"process": process, "problems": [str(p) for p in exc.problems]})
+            return False
+        self.documents, self.policies = documents, policies
+        log.info("policies in force", extra={"processes": {n: p.version for n, p in policies.policies.items()}})
+        return True
+
+
+class PolicyFeed:
+    """Reads `sla.policies` from the beginning (no consumer group), sets `ready` at its end, then follows."""
+
+    def __init__(self, bootstrap: str, topic: str, on_change: Callable[[PolicySet], None]):
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.on_change = on_change
+        self.book = PolicyBook()
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def run(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", client_id="slamon-policies")
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self.topic)
+            while not partitions:
+                await consumer._client.force_metadata_update()  # topic just created: wait for its metadata
+                partitions = consumer.partitions_for_topic(self.topic)
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+                changed = False
+                for msgs in batches.values():
+                    for m in msgs:
+                        changed |= self.book.apply(m.key, m.value)
+                if changed:
+                    self.on_change(self.book.policies)
+                if not self.ready.is_set() and all([await consumer.position(tp) >= end[tp] for tp in tps]):
+                    self.on_change(self.book.policies)
+                    self.ready.set()
+                    log.info("policies loaded", extra={"processes": sorted(self.book.policies.policies)})
+        finally:
+            await consumer.stop()
+
+
+async def publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
