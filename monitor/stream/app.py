@@ -90,6 +90,7 @@ class Monitor:
                                    int(settings.closed_retention * US), self.events_topic)
         self.policy_feed = PolicyFeed(settings.kafka_bootstrap, names["sla.policies"], self._policies_changed)
         self.recovered = False
+        self._offsets_client: Any = None  # own connection for end offsets (see send_ticks)
         self._wire()
 
     # -------------------------------------------------------------- plumbing
@@ -108,6 +109,24 @@ class Monitor:
         # Faust's record of the group's committed offset (next offset to read) of an events partition.
         committed = getattr(self.app.consumer, "_committed_offset", {})
         return committed.get(TP(self.events_topic, partition))
+
+    async def _end_offsets(self, tps: list[TP]) -> dict[TP, int]:
+        # Not app.consumer.highwaters(): Faust's consumer long-polls with fetch_max_wait_ms=1500 and Kafka answers
+        # one request per connection at a time, so the offsets request would wait behind the poll.
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        if self._offsets_client is None:
+            client = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
+                                      client_id=f"{self.settings.app_id}-ticks")
+            await client.start()
+            self._offsets_client = client
+        ends = await self._offsets_client.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
+        return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+    async def _close_offsets_client(self) -> None:
+        client, self._offsets_client = self._offsets_client, None
+        if client is not None:
+            await client.stop()
 
     @property
     def ready(self) -> bool:
@@ -143,7 +162,7 @@ class Monitor:
             if not tps:
                 return
             now = format_instant(wall_clock_us())  # before reading end offsets: they cover all written before now
-            ends = await app.consumer.highwaters(*tps)
+            ends = await self._end_offsets(tps)
             for tp in tps:
                 end = ends.get(tp)
                 await self.ticks.send(partition=tp.partition, value=orjson.dumps({"now": now, "end_offset": end}))
@@ -161,6 +180,10 @@ class Monitor:
                 log.exception("rebuilding the deadline index failed; stopping the worker")
                 await app.stop()
 
+        @app.on_before_shutdown.connect
+        async def close_offsets_client(sender: Any, **kwargs: Any) -> None:
+            await self._close_offsets_client()
+
         @app.on_partitions_revoked.connect
         async def revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
             self.recovered = False
@@ -177,7 +200,8 @@ class Monitor:
         @app.page("/readyz")
         async def readyz(web: Any, request: Any) -> Any:
             body = {"ready": self.ready, "recovered": self.recovered, "policies": self.policy_feed.ready.is_set(),
-                    "partitions": sorted(self._owned()) if self.recovered else []}
+                    "partitions": sorted(self._owned()) if self.recovered else [],
+                    "policy_versions": {n: p.version for n, p in self.engine.policies.policies.items()}}
             return web.json(body, status=200 if self.ready else 503)
 
 

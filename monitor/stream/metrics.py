@@ -80,12 +80,19 @@ class MonitorMetrics:
                                ["process", "node"], buckets=RATIO_BUCKETS, registry=r)
         self.delay = Histogram("sla_warning_delay_seconds", "detected_at - crossed_at of announced crossings",
                                ["kind"], buckets=DELAY_BUCKETS, registry=r)
+        self.ticks = Counter("sla_ticks", "Clock ticks processed; caught_up=false: the partition had unapplied "
+                             "events, so the clock only advanced to the last applied event's write time",
+                             ["caught_up"], registry=r)
+        self.tick_delay = Histogram("sla_tick_delay_seconds", "Processing time of a tick minus its sending time",
+                                    buckets=DELAY_BUCKETS, registry=r)
         self.in_progress = InProgressCollector()
         r.register(self.in_progress)
         for reason in REASONS:
             self.invalid.labels(reason)
         for kind in CROSSING_KINDS:
             self.delay.labels(kind)
+        for caught_up in ("true", "false"):
+            self.ticks.labels(caught_up)
 
     def prime(self, policies: PolicySet) -> None:
         """Create every label set the policies imply, at zero."""

@@ -250,6 +250,8 @@ class Processor:
             caught_up = clock.applied_offset + 1 >= end
         else:
             caught_up = committed is not None and committed >= end or end == 0
+        self.metrics.ticks.labels("true" if caught_up else "false").inc()
+        self.metrics.tick_delay.observe(max(self.clock() - now, 0) / US)
         mark = now if caught_up else min(now, clock.applied_write_time)
         if mark > clock.watermark:
             clock.watermark = mark

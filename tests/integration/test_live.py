@@ -1,0 +1,225 @@
+"""The live monitor against the real broker: worker subprocesses, events produced as they happen."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from datetime import datetime
+
+import orjson
+import pytest
+
+from .live import ROOT, Topics, Worker, event, free_port, now, seconds, utc, wait_for, worker_env
+
+pytestmark = pytest.mark.integration
+
+TICK = 0.5
+POLICY = """process: p
+version: 1
+early_warning: 0.5
+order: {commitment: 5s, tolerance: 8s, owner: desk}
+nodes:
+  a: {commitment: 2s, tolerance: 4s, owner: team-a}
+  b: {commitment: 1.5s, tolerance: 1.5s}
+  n: {commitment: 3s, tolerance: 6s, owner: team-n}
+"""
+
+
+def write_policies(path, text=POLICY):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "p.yaml").write_text(text)
+    return path
+
+
+def apply_policies(stack, prefix, directory):
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "policy", "apply", str(directory), "--bootstrap",
+                        stack.kafka_bootstrap, "--prefix", prefix], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def shared(stack, tmp_path_factory):
+    """One worker for the tests that do not stop it."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    d = tmp_path_factory.mktemp("shared")
+    pol = write_policies(d / "policies")
+    w = Worker(worker_env(stack, prefix, free_port(), d / "data", SLAMON_POLICIES=str(pol),
+                          SLAMON_TICK_INTERVAL=str(TICK)), d / "worker.log").start()
+    try:
+        w.wait_ready()
+        yield w, Topics(stack.kafka_bootstrap, prefix), pol
+    finally:
+        assert w.stop() == 0, w.tail()
+
+
+def warnings_of(topics, order_prefix):
+    return [w for w in topics.records("sla.warnings") if w["order_id"].startswith(order_prefix)]
+
+
+def test_nothing_arrives_breach_within_commitment_plus_two_ticks(shared):
+    w, topics, _ = shared
+    order = f"quiet-{uuid.uuid4().hex[:6]}"
+    start = now()
+    topics.produce([event(order, "node_started", start)])
+    found = wait_for(lambda: [x for x in warnings_of(topics, order) if x["kind"] == "commitment_breached"],
+                     3 + 2 * TICK + 10, "commitment_breached")
+    [breach] = found
+    assert breach["crossed_at"] == utc(start + seconds(3))
+    detected = datetime.fromisoformat(breach["detected_at"])
+    assert detected - start <= seconds(3 + 2 * TICK), (detected - start)
+    assert breach["state"] == "in_progress_acceptable" and breach["owner"] == "team-n"
+    assert w.metric("sla_crossings_total", {"process": "p", "node": "n", "kind": "commitment_breached"}) >= 1
+
+
+BAD = [
+    (b"not json", "malformed"),
+    (b"\xff\xfe\x00 binary", "malformed"),
+    (orjson.dumps({"event_id": "x", "order_id": "bad-1", "process": "p", "type": "node_started", "node": "n",
+                   "at": "2026-11-21T08:00:00"}), "malformed"),
+    (orjson.dumps({"event_id": "u1", "order_id": "bad-2", "process": "nope", "type": "node_started", "node": "n",
+                   "at": "2026-11-21T08:00:00Z"}), "unknown_process"),
+    (orjson.dumps({"event_id": "u2", "order_id": "bad-3", "process": "p", "type": "node_started", "node": "zz",
+                   "at": "2026-11-21T08:00:00Z"}), "unknown_node"),
+    (orjson.dumps({"event_id": "u3", "order_id": "bad-4", "process": "p", "type": "node_resumed", "node": "n",
+                   "at": "2026-11-21T08:00:00Z"}), "invalid_transition"),
+    (orjson.dumps({"event_id": "u4", "order_id": "bad-5", "process": "p", "type": "node_started", "node": "n",
+                   "at": "2026-11-21T08:00:00Z"}), None),
+    (orjson.dumps({"event_id": "u4", "order_id": "bad-5", "process": "p", "type": "node_started", "node": "n",
+                   "at": "2026-11-21T08:00:00Z"}), "duplicate_event"),
+    (orjson.dumps({"event_id": "u5", "order_id": "bad-5", "process": "p", "type": "node_completed", "node": "n",
+                   "at": "2026-11-21T07:00:00Z"}), "out_of_order"),
+]
+
+
+def test_bad_input_goes_to_dead_letters_with_original_bytes_and_is_counted(shared):
+    w, topics, _ = shared
+    before = {r: w.metric("sla_invalid_events_total", {"reason": r}) for r in {r for _, r in BAD if r}}
+    tag = uuid.uuid4().hex[:6].encode()
+    keys = [b"bad-" + tag + b"-%d" % i for i in range(len(BAD))]
+    keys[6] = keys[7] = keys[8] = b"bad-5-" + tag  # the duplicate and out-of-order events share one order
+    topics.produce([raw for raw, _ in BAD], keys=keys)
+    wanted = Counter(r for _, r in BAD if r)
+
+    def arrived():
+        got = [(k, orjson.loads(v)) for k, v in topics.read("sla.deadletter") if k in set(keys)]
+        return got if len(got) >= sum(wanted.values()) else None
+
+    got = wait_for(arrived, 30, "dead letters")
+    assert Counter(d["reason"] for _, d in got) == wanted
+    for _, d in got:
+        original = __import__("base64").b64decode(d["raw"]) if d["raw_encoding"] == "base64" else d["raw"].encode()
+        assert original in [raw for raw, _ in BAD]
+        assert d["topic"].endswith("workflow.events") and d["detail"]
+    for reason, n in wanted.items():
+        assert w.metric("sla_invalid_events_total", {"reason": reason}) - before[reason] == n
+    assert w.get("/readyz")[0] == 200  # the agent keeps running
+    # and still monitors: a fresh order after the bad input is applied
+    order = f"after-bad-{tag.decode()}"
+    topics.produce([event(order, "node_started", now())])
+    wait_for(lambda: w.metric("sla_runs_started_total", {"process": "p", "node": "n"}) > 0, 10, "run started")
+
+
+def test_policy_change_applies_to_new_runs_only(shared, stack):
+    w, topics, pol = shared
+    tag = uuid.uuid4().hex[:6]
+    t0 = now()
+    topics.produce([event(f"old-{tag}", "node_started", t0)])
+    wait_for(lambda: w.metric("sla_events_total", {"process": "p", "type": "node_started"}) > 0, 10, "event applied")
+    changed = write_policies(pol.parent / "policies-v2", POLICY.replace("version: 1", "version: 2")
+                             .replace("n: {commitment: 3s, tolerance: 6s", "n: {commitment: 1s, tolerance: 2s"))
+    apply_policies(stack, topics.prefix, changed)
+    wait_for(lambda: orjson.loads(w.get("/readyz")[1]).get("policy_versions", {}).get("p") == 2, 20,
+             "the worker to follow the new policy version")
+    t1 = now()
+    topics.produce([event(f"new-{tag}", "node_started", t1)])
+    got = wait_for(lambda: {x["order_id"]: x for x in warnings_of(topics, "") if x["kind"] == "commitment_breached"
+                            and x["order_id"] in (f"old-{tag}", f"new-{tag}")} if len(
+        [x for x in warnings_of(topics, "") if x["kind"] == "commitment_breached"
+         and x["order_id"] in (f"old-{tag}", f"new-{tag}")]) == 2 else None, 20, "both breaches")
+    assert got[f"new-{tag}"]["policy_version"] == 2 and got[f"new-{tag}"]["commitment_s"] == 1.0
+    assert got[f"old-{tag}"]["policy_version"] == 1 and got[f"old-{tag}"]["commitment_s"] == 3.0
+    apply_policies(stack, topics.prefix, pol)
+    wait_for(lambda: orjson.loads(w.get("/readyz")[1]).get("policy_versions", {}).get("p") == 1, 20,
+             "the worker to follow version 1 again")
+
+
+# ---------------------------------------------------------------- live equals replay
+
+
+def scenario(tag: str, t0: datetime, rng: random.Random) -> list[dict]:
+    """Orders played in real time; no event within 0.3 s of one of its runs' crossing instants."""
+    events = []
+    for i in range(10):
+        o = f"{tag}-{i}"
+        t = t0 + seconds(rng.choice([0.0, 0.4, 0.8, 1.2]))
+        start = t
+        events.append(event(o, "node_started", t, node="a", segment=rng.choice(["default", "gold"]),
+                            attrs={"i": i}))
+        t += seconds(rng.choice([0.5, 1.5, 2.6, 3.4, 4.6, 5.5]))
+        events.append(event(o, rng.choice(["node_completed"] * 4 + ["node_cancelled"]), t, node="a"))
+        if i % 3 == 0:
+            continue  # order and node a left as they are: the order-level run stays open
+        events.append(event(o, "node_started", t, node="b"))
+        if i % 4 == 1:
+            t += seconds(0.5)
+            events.append(event(o, "node_paused", t, node="b"))
+            t += seconds(1.0)
+            events.append(event(o, "node_resumed", t, node="b"))
+            t += seconds(rng.choice([0.5, 1.6]))  # elapsed 1.0 or 2.1 against 1.5
+        else:
+            t += seconds(rng.choice([0.4, 1.1, 2.2]))
+        events.append(event(o, "node_completed", t, node="b"))
+        end = t + seconds(0.1)
+        total = (end - start).total_seconds()
+        if all(abs(total - x) > 0.3 for x in (2.5, 5, 8)):
+            events.append(event(o, rng.choice(["order_completed", "order_cancelled"]), end, node=None))
+    return sorted(events, key=lambda e: e["at"])
+
+
+def test_live_equals_replay(shared, tmp_path):
+    w, topics, pol = shared
+    tag = f"lr{uuid.uuid4().hex[:6]}"
+    events = scenario(tag, now() + seconds(1), random.Random(5))
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer  # produce each event when it happens
+
+    async def play():
+        p = AIOKafkaProducer(bootstrap_servers=topics.bootstrap, acks="all")
+        await p.start()
+        try:
+            for e in events:
+                delay = (datetime.fromisoformat(e["at"]) - now()).total_seconds()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await p.send_and_wait(topics.name("workflow.events"), value=orjson.dumps(e), key=e["order_id"].encode())
+        finally:
+            await p.stop()
+
+    asyncio.run(play())
+    last = max(datetime.fromisoformat(e["at"]) for e in events)
+    judge_at = last + seconds(9)  # after every open run has crossed its last limit
+    wait_for(lambda: now() > judge_at + seconds(2 * TICK + 1), 30, "the last crossings")
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events))
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "replay", "--policies", str(pol), "--events", str(path),
+                        "--now", utc(judge_at), "--json"], cwd=ROOT, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    expected = orjson.loads(r.stdout)
+    live = warnings_of(topics, tag)
+    key = lambda x: (x["warning_id"], x["crossed_at"], x["state"], x["elapsed_s"], x["policy_version"])  # noqa: E731
+    assert sorted(map(key, live)) == sorted(map(key, expected["warnings"]))
+    assert len(expected["warnings"]) >= 10
+    assert {x["kind"] for x in live} >= {"approaching", "commitment_breached", "tolerance_breached", "resolved"}
+    outcomes = [x for x in topics.records("sla.outcomes") if x["order_id"].startswith(tag)]
+    tally = Counter((x["node"], x["state"]) for x in outcomes)
+    for row in expected["summary"]:
+        for state in ("completed_normal", "completed_acceptable", "completed_warning", "cancelled"):
+            assert tally[(row["node"], state)] == row[state], (row["node"], state)
+        done = sorted(x["elapsed_s"] for x in outcomes if x["node"] == row["node"] and x["state"] != "cancelled")
+        assert len(done) == row["duration_s"]["count"]
+        if done:
+            assert (done[0], done[-1]) == (row["duration_s"]["min"], row["duration_s"]["max"])
