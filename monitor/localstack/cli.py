@@ -74,7 +74,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     try:
         had_jars = jars_ready()
-        rt = runtime()
+        rt = runtime(retry_failed=True)
     except StackError as e:
         return _fail(e)
     if had_jars:

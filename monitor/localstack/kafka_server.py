@@ -167,11 +167,11 @@ def _classpath(libs: Path, jars: list[str]) -> str:
     return os.pathsep.join(str(libs / jar) for jar in sorted(jars))
 
 
-def runtime(progress: Progress = say, *, prepare: bool = True) -> Runtime:
+def runtime(progress: Progress = say, *, prepare: bool = True, retry_failed: bool = False) -> Runtime:
     """Fetch the jars if needed and (once per version and JDK) build the format template and CDS archive.
 
     With `prepare=False` only what is already there is used. Failures of the optional parts are reported and
-    skipped: brokers then start the slower way.
+    skipped: brokers then start the slower way (a failed CDS training is retried only with `retry_failed`).
     """
     libs = fetch(progress)
     version = kafka_version()
@@ -189,6 +189,8 @@ def runtime(progress: Progress = say, *, prepare: bool = True) -> Runtime:
         return rt
     archive = vdir / "cds" / f"kafka-{_jdk_key(rt.classpath)}.jsa"
     failed = archive.with_suffix(".failed")
+    if retry_failed and prepare:
+        failed.unlink(missing_ok=True)
     if not archive.is_file() and not failed.exists() and prepare:
         with _file_lock(vdir / ".lock"):
             if not archive.is_file() and not failed.exists():
