@@ -225,11 +225,11 @@ def _start(sdir: Path, rt: kafka_server.Runtime, redis_aof: bool, timeout: float
 def down(state_dir: str | os.PathLike[str] | None = None, *, progress: Progress = say) -> bool:
     """Stop what the stack in `state_dir` started; True if something was running. Nothing running is fine."""
     sdir = paths.stack_dir(state_dir)
-    if not sdir.exists():
-        progress(f"nothing running ({sdir} does not exist)")
-        return False
-    with _locked(sdir):
-        stopped = _stop_everything(sdir, read_state(sdir), progress)
+    if not sdir.exists():  # e.g. removed by `make clean` while the servers ran: look for them anyway
+        stopped = _stop_everything(sdir, None, progress)
+    else:
+        with _locked(sdir):
+            stopped = _stop_everything(sdir, read_state(sdir), progress)
     if not stopped:
         progress(f"nothing running in {sdir}")
     return stopped
@@ -254,7 +254,8 @@ def _stop_everything(sdir: Path, state: dict[str, Any] | None, progress: Progres
     for port in ports:
         if not wait_until(lambda p=port: not port_open(p), 5.0):
             progress(f"warning: {LOOPBACK}:{port} still accepts connections after stopping the stack")
-    _remove_state(sdir)
+    if sdir.exists():
+        _remove_state(sdir)
     return stopped
 
 
