@@ -20,6 +20,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("SLAMON_APP_ID", "slamon", "Kafka consumer group and table namespace of the workers"),
     ("SLAMON_TOPIC_PREFIX", "", "prefix of every topic name (tests, several tenants on one cluster)"),
     ("SLAMON_STANDBY_REPLICAS", "0", "standby copies of the order table on other workers (fast fail-over)"),
+    ("SLAMON_SESSION_TIMEOUT", "10", "seconds before the group gives a silent (crashed) worker's partitions away"),
     ("SLAMON_CLOSED_RETENTION", "86400", "seconds a finished order is kept, to reject late and repeated events"),
     ("SLAMON_ALERTMANAGER_URL", "", "Alertmanager base URL, e.g. http://127.0.0.1:9093 (empty: no alerts)"),
     ("SLAMON_API_TOKEN", "", "bearer token of the query API (empty: the API is off)"),
@@ -46,6 +47,7 @@ class Settings:
     app_id: str
     topic_prefix: str
     standby_replicas: int
+    session_timeout: float
     closed_retention: float
     alertmanager_url: str
     api_token: str
@@ -62,8 +64,8 @@ class Settings:
             except ValueError:
                 raise SettingsError(f"{name}={raw!r} is not a valid {f.type}") from None
         s = cls(**values)
-        if s.partitions < 1 or s.replication < 1 or s.tick_interval <= 0 or s.closed_retention < 0:
-            raise SettingsError("SLAMON_PARTITIONS, SLAMON_REPLICATION and SLAMON_TICK_INTERVAL must be positive")
+        if s.partitions < 1 or s.replication < 1 or s.tick_interval <= 0 or s.closed_retention < 0 or s.session_timeout <= 0:
+            raise SettingsError("SLAMON_PARTITIONS, SLAMON_REPLICATION, SLAMON_TICK_INTERVAL and SLAMON_SESSION_TIMEOUT must be positive")
         if not s.store.startswith(("rocksdb://", "memory://")):
             raise SettingsError(f"SLAMON_STORE={s.store!r}: use rocksdb:// or memory://")
         return s

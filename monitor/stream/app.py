@@ -66,6 +66,8 @@ class Monitor:
             stream_buffer_maxsize=16384,
             broker_commit_interval=1.0,
             stream_recovery_delay=0.0,
+            broker_session_timeout=settings.session_timeout,
+            broker_heartbeat_interval=max(settings.session_timeout / 10, 0.5),
             producer_linger=0.005,
             producer_compression_type="lz4" if _has_lz4() else None,
             web_port=settings.web_port,
@@ -81,7 +83,8 @@ class Monitor:
         self.ticks = app.topic(self.ticks_topic, **raw)
         self.outputs = {k: app.topic(names[f"sla.{k}"], **raw) for k in ("warnings", "outcomes", "deadletter")}
         self.table = app.Table(
-            "orders", default=None, partitions=partitions,  # key and value serializers: the app's, raw
+            # bytes key and value types make Faust use the raw codec for the changelog too (else JSON)
+            "orders", default=None, partitions=partitions, key_type=bytes, value_type=bytes,
             options={"block_cache_size": 64 * 2**20, "write_buffer_size": 16 * 2**20} if rocksdb else None,
         )
         self.metrics = MonitorMetrics()
