@@ -43,12 +43,10 @@ stack-down:
 	@if [ -x $(PY) ]; then $(PY) -m monitor.localstack down; else echo "nothing to stop (no .venv)"; fi
 
 demo: install
-	@echo "make demo: the live monitor is not built yet (issue 4). Meanwhile, a replay of the public BPIC 2017 sample:"
-	gunzip -c ../shared/datasets/bpic2017-workitems/events.jsonl.gz > /tmp/slamon-demo-events.jsonl 2>/dev/null || true
-	$(VENV)/bin/slamon replay --policies ../shared/datasets/bpic2017-workitems/policies --events /tmp/slamon-demo-events.jsonl
+	$(VENV)/bin/slamon demo
 
 bench: venv
 	$(PY) bench/run.py
 
-clean:
+clean: stack-down
 	rm -rf $(VENV) .stack build *.egg-info

@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "policy": "monitor.policy_cli",
     "topics": "monitor.topics",
     "worker": "monitor.worker",
+    "demo": "monitor.demo",
     "stack": "monitor.localstack.cli",
 }
 
