@@ -118,11 +118,13 @@ class Monitor:
         # one request per connection at a time, so the offsets request would wait behind the poll.
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        if self._offsets_client is None:
+        if self._offsets_client is None:  # created on first use, in the worker's loop
             client = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None,
                                       client_id=f"{self.settings.app_id}-ticks")
             await client.start()
             self._offsets_client = client
+        if not tps:
+            return {}
         ends = await self._offsets_client.end_offsets([TopicPartition(tp.topic, tp.partition) for tp in tps])
         return {TP(tp.topic, tp.partition): end for tp, end in ends.items()}
 
@@ -130,6 +132,35 @@ class Monitor:
         client, self._offsets_client = self._offsets_client, None
         if client is not None:
             await client.stop()
+
+    async def _rewind_uncommitted(self, owned: set[int]) -> list[int]:
+        """Seek events partitions without a committed offset to their log start.
+
+        During table recovery Faust's fetcher reads stream partitions while the flow is suspended, drops those
+        records and moves the position on; afterwards it relies on seek_to_committed() to rewind, which aiokafka
+        skips for a partition with no committed offset (or offset 0). A worker killed before its first commit
+        would then never see those events again. Runs in the recovery callback, before Faust's own seek.
+        """
+        from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        if not owned:
+            return []
+        tps = [TopicPartition(self.events_topic, p) for p in sorted(owned)]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
+                                    client_id=f"{self.settings.app_id}-rewind")
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.settings.app_id, partitions=tps)
+        finally:
+            await admin.close()
+        missing = [tp for tp in tps if tp not in committed or committed[tp].offset <= 0]
+        if not missing:
+            return []
+        await self._end_offsets([])  # make sure the offsets client is started
+        begins = await self._offsets_client.beginning_offsets(missing)
+        await self.app.consumer.seek_wait({TP(tp.topic, tp.partition): begins[tp] for tp in missing})
+        return [tp.partition for tp in missing]
 
     @property
     def ready(self) -> bool:
@@ -175,6 +206,10 @@ class Monitor:
             try:
                 owned = self._owned()
                 started = time.monotonic()
+                rewound = await self._rewind_uncommitted(owned)
+                if rewound:
+                    log.info("events partitions without a committed offset read from their start",
+                             extra={"partitions": rewound})
                 n = processor.rebuild(owned, self.table.items())
                 self.recovered = True
                 log.info("deadline index rebuilt", extra={"partitions": sorted(owned), "orders": n,

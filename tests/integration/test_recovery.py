@@ -208,3 +208,23 @@ def test_second_worker_joins_then_first_leaves_nothing_lost_and_gauges_add_up(se
     levels = {lvl: w2.metric("sla_runs_in_progress", {"process": "p", "node": "n", "level": lvl})
               for lvl in ("normal", "acceptable", "warning")}
     assert levels == {"normal": 0, "acceptable": 0, "warning": open_runs}  # every open run is past 6 s
+
+
+def test_kill_9_before_the_first_offset_commit_still_announces_everything(setup, tmp_path):
+    """Regression: Faust reads stream partitions during table recovery and relies on seek_to_committed() to
+    rewind them, which does nothing for a partition without a committed offset; the worker rewinds those."""
+    topics, pol, new_worker = setup
+    w = new_worker("k").start()
+    w.wait_ready()
+    tag = f"early{uuid.uuid4().hex[:5]}"
+    t0 = now()
+    topics.produce([event(f"{tag}-{i}", "node_started", t0) for i in range(12)])
+    wait_for(lambda: w.metric("sla_events_total", {"type": "node_started"}) >= 12, 10, "the events applied")
+    w.kill()  # well within the first commit interval: no offset of workflow.events committed yet
+    w.start()
+    w.wait_ready()
+    got = wait_for(lambda: {k for k in warnings_by_id(topics, tag) if k.endswith(":n:1:commitment_breached")}
+                   if len([k for k in warnings_by_id(topics, tag) if k.endswith(":n:1:commitment_breached")]) == 12
+                   else None, 30, "every commitment breach")
+    assert len(got) == 12
+    assert w.metric("sla_invalid_events_total", {"reason": "duplicate_event"}) == 0  # redelivered, not duplicates
