@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from .core.durations import format_duration
-from .core.policies import ORDER_NODE, PolicyError, load_policy_dir
+from .core.policies import ORDER_NODE, PolicyError, PolicySet, load_policy_dir
 
 
 def register(sub: Any) -> None:
@@ -39,14 +39,23 @@ def register(sub: Any) -> None:
     apply.set_defaults(func=_apply)
 
 
-def _check(args: argparse.Namespace) -> int:
+def load_or_report(directory: str, prog: str, rejected: str = "policies rejected") -> PolicySet | None:
+    """Load a policy directory; on problems print them (file: field: problem) to stderr and return None.
+    Warnings (ignored unknown fields) are printed too."""
     try:
-        policies, warnings = load_policy_dir(args.directory)
+        policies, warnings = load_policy_dir(directory)
     except PolicyError as exc:
-        print(f"policies rejected:\n{exc}", file=sys.stderr)
-        return 2
+        print(f"{prog}: {rejected}:\n{exc}", file=sys.stderr)
+        return None
     for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        print(f"{prog}: warning: {w}", file=sys.stderr)
+    return policies
+
+
+def _check(args: argparse.Namespace) -> int:
+    policies = load_or_report(args.directory, "slamon policy check")
+    if policies is None:
+        return 2
     head = f"{'process':<22} {'ver':>3} {'node':<26} {'segment':<14} {'commitment':>11} {'tolerance':>11} {'early':>9}  owner"
     print(head)
     print("-" * len(head))
@@ -67,13 +76,9 @@ def _check(args: argparse.Namespace) -> int:
 def _apply(args: argparse.Namespace) -> int:
     from .stream.policyfeed import policy_messages, publish
 
-    try:
-        policies, warnings = load_policy_dir(args.directory)
-    except PolicyError as exc:
-        print(f"policies rejected, nothing published:\n{exc}", file=sys.stderr)
+    policies = load_or_report(args.directory, "slamon policy apply", "policies rejected, nothing published")
+    if policies is None:
         return 2
-    for w in warnings:
-        print(f"warning: {w}", file=sys.stderr)
     topic = f"{args.prefix}sla.policies"
     messages = policy_messages(policies)
     try:

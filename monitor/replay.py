@@ -23,9 +23,10 @@ import orjson
 from .core.engine import STATES, Engine, OrderState, Run
 from .core.events import MALFORMED, REASONS, Event, Malformed, decode_event, event_from_object
 from .core.instants import InstantError, format_instant, parse_instant
-from .core.policies import PolicyError, PolicySet, load_policy_dir
+from .core.policies import PolicySet
 from .core.records import warning_record
 from .core.summary import Summary
+from .policy_cli import load_or_report
 
 
 class _Unsorted(Exception):
@@ -264,13 +265,9 @@ def _run(args: argparse.Namespace) -> int:
         except InstantError as exc:
             print(f"slamon replay: --now: {exc}", file=sys.stderr)
             return 2
-    try:
-        policies, warnings = load_policy_dir(args.policies)
-    except PolicyError as exc:
-        print(f"slamon replay: policies rejected:\n{exc}", file=sys.stderr)
+    policies = load_or_report(args.policies, "slamon replay")
+    if policies is None:
         return 2
-    for w in warnings:
-        print(f"slamon replay: warning: {w}", file=sys.stderr)
     if not Path(args.events).is_file():
         print(f"slamon replay: --events: no such file: {args.events}", file=sys.stderr)
         return 2

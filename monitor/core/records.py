@@ -21,25 +21,22 @@ def run_fields(state: OrderState, run: Run) -> dict[str, Any]:
     }
 
 
+def _judged(rec: dict[str, Any], run: Run, run_state: str, instant_field: str, at: int, elapsed: int) -> dict[str, Any]:
+    rec["state"] = run_state
+    rec["started_at"] = format_instant(run.started_at)
+    rec[instant_field] = format_instant(at)
+    rec["elapsed_s"] = elapsed / US
+    rec["commitment_s"] = run.commitment / US
+    rec["tolerance_s"] = run.tolerance / US
+    return rec
+
+
 def warning_record(state: OrderState, run: Run, kind: str, run_state: str, at: int, elapsed: int) -> dict[str, Any]:
     """A warning (without `detected_at`, which only the live monitor adds)."""
     rec = {"warning_id": f"{state.order_id}:{run.node}:{run.number}:{kind}", "kind": kind}
     rec.update(run_fields(state, run))
-    rec["state"] = run_state
-    rec["started_at"] = format_instant(run.started_at)
-    rec["crossed_at"] = format_instant(at)
-    rec["elapsed_s"] = elapsed / US
-    rec["commitment_s"] = run.commitment / US
-    rec["tolerance_s"] = run.tolerance / US
-    return rec
+    return _judged(rec, run, run_state, "crossed_at", at, elapsed)
 
 
 def outcome_record(state: OrderState, run: Run, run_state: str, ended_at: int, elapsed: int) -> dict[str, Any]:
-    rec = run_fields(state, run)
-    rec["state"] = run_state
-    rec["started_at"] = format_instant(run.started_at)
-    rec["ended_at"] = format_instant(ended_at)
-    rec["elapsed_s"] = elapsed / US
-    rec["commitment_s"] = run.commitment / US
-    rec["tolerance_s"] = run.tolerance / US
-    return rec
+    return _judged(run_fields(state, run), run, run_state, "ended_at", ended_at, elapsed)
