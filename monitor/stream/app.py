@@ -204,6 +204,8 @@ class Monitor:
         @self.table.on_recover
         async def rebuild() -> None:
             try:
+                # gauges are labelled with the policies' segments: load them first (the feed starts with the app)
+                await self.policy_feed.ready.wait()
                 owned = self._owned()
                 started = time.monotonic()
                 rewound = await self._rewind_uncommitted(owned)
