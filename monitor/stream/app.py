@@ -13,6 +13,7 @@ Everything that decides something lives in `Processor` (and the core); this modu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -94,6 +95,7 @@ class Monitor:
         self.policy_feed = PolicyFeed(settings.kafka_bootstrap, names["sla.policies"], self._policies_changed)
         self.recovered = False
         self._offsets_client: Any = None  # own connection for end offsets (see send_ticks)
+        self._feed_task: asyncio.Task | None = None
         self._wire()
 
     # -------------------------------------------------------------- plumbing
@@ -162,6 +164,18 @@ class Monitor:
         await self.app.consumer.seek_wait({TP(tp.topic, tp.partition): begins[tp] for tp in missing})
         return [tp.partition for tp in missing]
 
+    def _start_policy_feed(self) -> None:
+        if self._feed_task is not None:
+            return
+
+        def done(task: asyncio.Task) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("the policy feed failed; stopping the worker", exc_info=task.exception())
+                asyncio.ensure_future(self.app.stop())
+
+        self._feed_task = asyncio.ensure_future(self.policy_feed.run())
+        self._feed_task.add_done_callback(done)
+
     @property
     def ready(self) -> bool:
         return self.recovered and self.policy_feed.ready.is_set()
@@ -179,14 +193,6 @@ class Monitor:
                     processor.on_tick(m.partition, m.value, self._committed(m.partition))
                 else:
                     processor.on_event(m.partition, m.offset, int((m.timestamp or 0) * 1000), m.key, m.value)
-
-        @app.task
-        async def follow_policies() -> None:
-            try:
-                await self.policy_feed.run()
-            except Exception:
-                log.exception("the policy feed failed; stopping the worker")
-                await app.stop()
 
         @app.timer(self.settings.tick_interval)
         async def send_ticks() -> None:
@@ -222,7 +228,15 @@ class Monitor:
 
         @app.on_before_shutdown.connect
         async def close_offsets_client(sender: Any, **kwargs: Any) -> None:
+            if self._feed_task is not None:
+                self._feed_task.cancel()
             await self._close_offsets_client()
+
+        @app.on_partitions_assigned.connect
+        async def assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
+            # Start following sla.policies here, before table recovery: Faust starts @app.task only after
+            # recovery, and the recovery callback needs the policies.
+            self._start_policy_feed()
 
         @app.on_partitions_revoked.connect
         async def revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
