@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "worker": "monitor.worker",
     "demo": "monitor.demo",
     "stack": "monitor.localstack.cli",
+    "rules": "monitor.rules",
 }
 
 
