@@ -193,8 +193,17 @@ def test_second_worker_joins_then_first_leaves_nothing_lost_and_gauges_add_up(se
     def gauge_total(ws):
         return sum(w.metric("sla_runs_in_progress", {"process": "p", "node": "n"}) for w in ws)
 
-    wait_for(lambda: ready_both() and now() > judge_at and gauge_total([w1, w2]) == open_runs, 60,
-             f"gauges of both workers to add up to {open_runs} open runs")
+    def levels(w):
+        return {lvl: w.metric("sla_runs_in_progress", {"process": "p", "node": "n", "level": lvl})
+                for lvl in ("normal", "acceptable", "warning")}
+
+    try:
+        wait_for(lambda: ready_both() and now() > judge_at and gauge_total([w1, w2]) == open_runs, 60,
+                 f"gauges of both workers to add up to {open_runs} open runs")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: worker one {levels(w1)}, worker two {levels(w2)}, "
+                             f"outcomes {len([x for x in topics.records('sla.outcomes') if x['order_id'].startswith(tag)])}"
+                             ) from None
     p1 = set(orjson.loads(w1.get("/readyz")[1])["partitions"])
     p2 = set(orjson.loads(w2.get("/readyz")[1])["partitions"])
     assert p1 and p2 and not p1 & p2  # the partitions were shared
