@@ -120,11 +120,11 @@ def burn_tiers(target: float) -> list[BurnTier]:
     cap = MAX_ERROR_RATIO / budget
     out: list[BurnTier] = []
     for t in WORKBOOK_TIERS:
-        factor = round(min(t.factor, cap), 4)
-        if out and factor >= out[-1].factor:
+        raw = min(t.factor, cap)
+        threshold = round(raw * budget, 6)
+        if out and threshold >= out[-1].threshold:
             continue
-        threshold = round(factor * budget, 6)
-        out.append(BurnTier(t.severity, t.long, t.short, t.factor, factor, threshold, t.for_))
+        out.append(BurnTier(t.severity, t.long, t.short, t.factor, round(raw, 4), threshold, t.for_))
     return out
 
 
