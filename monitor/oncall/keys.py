@@ -1,0 +1,66 @@
+"""The Redis layout of the breach board, shared by the board (writer) and the query API (reader).
+
+All keys live under a namespace `slamon:<app id>` so several deployments can share one Redis.
+
+| key | type | content |
+|---|---|---|
+| `{ns}:breaches` | sorted set | open breaches: member = warning_id (kind commitment_breached or tolerance_breached), score = crossed_at (epoch seconds) |
+| `{ns}:breaches:owner:{owner}` | sorted set | the same, only runs owned by `owner` (`-` when the run has no owner) |
+| `{ns}:breaches:process:{process}` | sorted set | the same, only runs of `process` |
+| `{ns}:breach:{warning_id}` | string | the warning record (JSON, as on sla.warnings) of an open breach |
+| `{ns}:order:{order_id}` | hash | field `{node}:{run}` -> run record (JSON): the run fields of the last warning or outcome, `level` (normal, acceptable, warning), `state` (one of the seven), `crossings` (kinds announced), `ended_at` (or null); expires `closed_retention` seconds after its last run ended, unless a run of it is still open |
+| `{ns}:workers` | hash | events partition -> base URL of the worker that owns it (written by workers at assignment) |
+| `{ns}:alerts:sent` | hash | warning_id -> endsAt last sent to Alertmanager (the notifier's record of active alerts) |
+| `{ns}:webhook:done` | set | warning_ids delivered to the webhook |
+
+A breach stays open until the run ends (`resolved` warning, or an outcome for the run).
+"""
+
+from __future__ import annotations
+
+BREACH_KINDS = ("commitment_breached", "tolerance_breached")
+
+
+def namespace(app_id: str) -> str:
+    return f"slamon:{app_id}"
+
+
+def breaches(ns: str) -> str:
+    return f"{ns}:breaches"
+
+
+def breaches_by_owner(ns: str, owner: str | None) -> str:
+    return f"{ns}:breaches:owner:{owner or '-'}"
+
+
+def breaches_by_process(ns: str, process: str) -> str:
+    return f"{ns}:breaches:process:{process}"
+
+
+def breach(ns: str, warning_id: str) -> str:
+    return f"{ns}:breach:{warning_id}"
+
+
+def order(ns: str, order_id: str) -> str:
+    return f"{ns}:order:{order_id}"
+
+
+def run_field(node: str, run: int) -> str:
+    return f"{node}:{run}"
+
+
+def workers(ns: str) -> str:
+    return f"{ns}:workers"
+
+
+def alerts_sent(ns: str) -> str:
+    return f"{ns}:alerts:sent"
+
+
+def webhook_done(ns: str) -> str:
+    return f"{ns}:webhook:done"
+
+
+def run_prefix(warning_id: str) -> str:
+    """`order:node:run` of a warning_id `order:node:run:kind` (order ids may contain colons)."""
+    return warning_id.rsplit(":", 1)[0]
