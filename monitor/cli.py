@@ -14,6 +14,8 @@ COMMANDS: dict[str, str] = {
     "topics": "monitor.topics",
     "worker": "monitor.worker",
     "demo": "monitor.demo",
+    "board": "monitor.oncall.board",
+    "notifier": "monitor.oncall.notifier",
     "stack": "monitor.localstack.cli",
     "rules": "monitor.rules",
 }

@@ -1,0 +1,199 @@
+"""`slamon board`: the Redis breach board, a read model of `sla.warnings` and `sla.outcomes`.
+
+Each record is merged into its run's entry by one Lua script, atomically and independently of order (the two
+topics are consumed side by side, so a crossing may arrive after its run's outcome): a run's crossings are a set,
+its end is sticky, and a breach is open exactly when the run has a breach crossing and has not ended. Replaying
+the topics therefore gives the same Redis content. Records are written in pipelines, one per consumed batch, and
+offsets are committed only after Redis accepted the batch; while Redis is down the board retries with back-off
+and catches up when it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from . import keys
+
+log = logging.getLogger("slamon.board")
+
+# KEYS: order hash, breaches, breach-record prefix, owner-index prefix, process-index prefix
+# ARGV: field, record JSON, source ("warning" | "outcome"), crossed_at/ended_at epoch seconds, retention seconds
+MERGE = """
+local rec = cjson.decode(ARGV[2])
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local run = cur and cjson.decode(cur) or {crossings = {}, breaches = {}}
+if run.breaches == nil or next(run.breaches) == nil then run.breaches = {} end
+if run.crossings == nil or next(run.crossings) == nil then run.crossings = {} end
+local kind = rec.kind
+local ended = (ARGV[3] == 'outcome') or (kind == 'resolved')
+for _, f in ipairs({'order_id', 'process', 'node', 'run', 'segment', 'owner', 'policy_version', 'attrs',
+                    'started_at', 'commitment_s', 'tolerance_s'}) do
+  if rec[f] ~= nil then run[f] = rec[f] end
+end
+if ended then
+  run.ended_at = rec.ended_at or rec.crossed_at
+  run.state = rec.state
+  run.elapsed_s = rec.elapsed_s
+elseif kind ~= nil then
+  local seen = false
+  for _, k in ipairs(run.crossings) do if k == kind then seen = true end end
+  if not seen then table.insert(run.crossings, kind) end
+  if kind == 'commitment_breached' or kind == 'tolerance_breached' then run.breaches[kind] = rec end
+end
+local level = 'normal'
+for _, k in ipairs(run.crossings) do
+  if k == 'tolerance_breached' then level = 'warning' elseif k == 'commitment_breached' and level == 'normal' then level = 'acceptable' end
+end
+if run.ended_at ~= nil and run.ended_at ~= cjson.null then
+  if run.state == 'completed_normal' then level = 'normal' elseif run.state == 'completed_acceptable' then level = 'acceptable'
+  elseif run.state == 'completed_warning' then level = 'warning' end
+else
+  run.state = 'in_progress_' .. level
+end
+run.level = level
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(run))
+local open = run.ended_at == nil or run.ended_at == cjson.null
+for k, b in pairs(run.breaches) do
+  local wid = b.warning_id
+  local owner_key = KEYS[4] .. (b.owner ~= nil and b.owner ~= cjson.null and b.owner or '-')
+  local process_key = KEYS[5] .. b.process
+  if open then
+    redis.call('ZADD', KEYS[2], b.crossed_epoch, wid)
+    redis.call('ZADD', owner_key, b.crossed_epoch, wid)
+    redis.call('ZADD', process_key, b.crossed_epoch, wid)
+    redis.call('SET', KEYS[3] .. wid, cjson.encode(b))
+  else
+    redis.call('ZREM', KEYS[2], wid)
+    redis.call('ZREM', owner_key, wid)
+    redis.call('ZREM', process_key, wid)
+    redis.call('DEL', KEYS[3] .. wid)
+  end
+end
+local all_ended = true
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
+  local r = cjson.decode(v)
+  if r.ended_at == nil or r.ended_at == cjson.null then all_ended = false end
+end
+if all_ended then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5])) else redis.call('PERSIST', KEYS[1]) end
+return 1
+"""
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+class Board:
+    def __init__(self, redis: Any, ns: str, closed_retention: int):
+        self.redis = redis
+        self.ns = ns
+        self.retention = int(closed_retention)
+        self.script = redis.register_script(MERGE)
+
+    def _args(self, source: str, rec: dict[str, Any]) -> tuple[list[str], list[Any]]:
+        rec = dict(rec)
+        if "crossed_at" in rec:
+            rec["crossed_epoch"] = epoch(rec["crossed_at"])
+        ns = self.ns
+        k = [keys.order(ns, rec["order_id"]), keys.breaches(ns), f"{ns}:breach:", f"{ns}:breaches:owner:",
+             f"{ns}:breaches:process:"]
+        return k, [keys.run_field(rec["node"], rec["run"]), orjson.dumps(rec).decode(), source, 0, self.retention]
+
+    async def apply(self, records: list[tuple[str, dict[str, Any]]]) -> None:
+        """Merge (source, record) pairs in one pipeline; raises when Redis does not accept them."""
+        if not records:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for source, rec in records:
+            k, a = self._args(source, rec)
+            await self.script(keys=k, args=a, client=pipe)
+        await pipe.execute()
+
+
+async def run_board(bootstrap: str, redis_url: str, app_id: str, prefix: str, closed_retention: int,
+                    stop: asyncio.Event | None = None, group: str | None = None) -> None:
+    import redis.asyncio as aioredis
+    from aiokafka import AIOKafkaConsumer
+    from redis.exceptions import RedisError
+
+    r = aioredis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    board = Board(r, keys.namespace(app_id), closed_retention)
+    consumer = AIOKafkaConsumer(f"{prefix}sla.warnings", f"{prefix}sla.outcomes", bootstrap_servers=bootstrap,
+                                group_id=group or f"{app_id}-board", enable_auto_commit=False,
+                                auto_offset_reset="earliest", client_id=f"{app_id}-board")
+    await consumer.start()
+    log.info("board started", extra={"namespace": board.ns, "redis": redis_url})
+    stop = stop or asyncio.Event()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            records = [("outcome" if tp.topic.endswith("sla.outcomes") else "warning", orjson.loads(m.value))
+                       for tp, msgs in batches.items() for m in msgs]
+            if not records:
+                continue
+            backoff = 0.2
+            while True:
+                try:
+                    await board.apply(records)
+                    break
+                except (RedisError, OSError) as exc:
+                    log.warning("redis did not accept the batch; retrying", extra={"error": str(exc),
+                                                                                    "retry_in_s": backoff})
+                    if stop.is_set():
+                        return
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+            await consumer.commit()
+    finally:
+        await consumer.stop()
+        await r.aclose()
+
+
+def register(sub: Any) -> None:
+    from ..settings import settings_help
+
+    p = sub.add_parser(
+        "board",
+        help="keep the Redis breach board from sla.warnings and sla.outcomes",
+        description="Consume sla.warnings and sla.outcomes (consumer group <SLAMON_APP_ID>-board) and keep the "
+        "breach board in Redis: open breaches by crossed_at, indexed by owner and process, and every order's runs "
+        "with their level. Idempotent; offsets move on only after Redis accepted the writes.",
+        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .. import logs
+    from ..settings import Settings, SettingsError
+
+    try:
+        s = Settings.from_env()
+    except SettingsError as exc:
+        print(f"slamon board: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(s.log_level)
+    return _serve(lambda stop: run_board(s.kafka_bootstrap, s.redis_url, s.app_id, s.topic_prefix,
+                                         int(s.closed_retention), stop))
+
+
+def _serve(main: Any) -> int:
+    """Run `main(stop_event)` until SIGTERM / Ctrl-C, then let it finish its batch."""
+    import signal
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+    return 0
