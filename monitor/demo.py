@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +64,7 @@ class Generator:
         self.bootstrap, self.topic, self.rng = bootstrap, topic, rng
         self.n = 0
         self.sent = 0
+        self.run_id = f"{int(time.time()) % 100000:05d}"  # demo topics persist across runs: keep ids unique
 
     async def send(self, producer: Any, order: str, process: str, etype: str, node: str | None = None,
                    **extra: Any) -> None:
@@ -78,7 +80,7 @@ class Generator:
         self.n += 1
         process = rng.choice(list(FLOWS))
         nodes, typical = FLOWS[process]
-        order = f"{process.split('_')[0][:4]}-{self.n:05d}"
+        order = f"{process.split('_')[0][:4]}-{self.run_id}-{self.n:04d}"
         segment = "enterprise" if rng.random() < 0.2 else "default"
         for node in nodes:
             await self.send(producer, order, process, "node_started", node, segment=segment,
@@ -164,13 +166,34 @@ def _run(args: argparse.Namespace) -> int:
     prefix = "demo."
     data = ROOT / ".stack" / "demo-data"
     log_path = ROOT / ".stack" / "demo-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
     env = {**os.environ, **info.env, "SLAMON_TOPIC_PREFIX": prefix, "SLAMON_APP_ID": "slamon-demo",
            "SLAMON_POLICIES": str(POLICIES), "SLAMON_TICK_INTERVAL": "0.5", "SLAMON_WEB_PORT": str(port),
-           "SLAMON_DATA_DIR": str(data), "SLAMON_STORE": os.environ.get("SLAMON_STORE", "rocksdb://")}
-    print(f"demo: starting a worker (log: {log_path.relative_to(ROOT)})", flush=True)
-    with log_path.open("ab") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "monitor.cli", "worker"], env=env, cwd=ROOT,
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+           "SLAMON_DATA_DIR": str(data), "SLAMON_STORE": os.environ.get("SLAMON_STORE", "rocksdb://"),
+           "SLAMON_API_TOKEN": os.environ.get("SLAMON_API_TOKEN", "demo-token")}
+    children: list[subprocess.Popen] = []
+
+    def spawn(args: list[str], log_name: str, extra: dict[str, str] | None = None) -> subprocess.Popen:
+        with (ROOT / ".stack" / log_name).open("ab") as log:
+            p = subprocess.Popen(args, env={**env, **(extra or {})}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        children.append(p)
+        return p
+
+    am_exe = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    am_port = _free_port()
+    if am_exe:
+        env["SLAMON_ALERTMANAGER_URL"] = f"http://127.0.0.1:{am_port}"
+        spawn([am_exe, f"--config.file={ROOT / 'deploy/alertmanager/alertmanager.yml'}",
+               f"--storage.path={ROOT / '.stack' / 'demo-alertmanager'}", f"--web.listen-address=127.0.0.1:{am_port}",
+               "--cluster.listen-address="], "demo-alertmanager.log")
+    print(f"demo: starting a worker, the board{' and the notifier' if am_exe else ''} "
+          f"(logs: .stack/demo-*.log)", flush=True)
+    worker = spawn([sys.executable, "-m", "monitor.cli", "worker"], "demo-worker.log")
+    spawn([sys.executable, "-m", "monitor.cli", "board"], "demo-board.log")
+    if am_exe:
+        spawn([sys.executable, "-m", "monitor.cli", "notifier", "--lease", "60", "--resend", "15"],
+              "demo-notifier.log")
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -186,18 +209,25 @@ def _run(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         print(f"demo: worker ready. Metrics: http://127.0.0.1:{port}/metrics  Readiness: "
               f"http://127.0.0.1:{port}/readyz", flush=True)
+        if am_exe:
+            print(f"demo: alerts in Alertmanager: http://127.0.0.1:{am_port}/#/alerts "
+                  f"(API: http://127.0.0.1:{am_port}/api/v2/alerts)", flush=True)
+        print(f"demo: the breach board: curl -H 'Authorization: Bearer {env['SLAMON_API_TOKEN']}' "
+              f"'http://127.0.0.1:{port}/api/breaches?limit=5'", flush=True)
         print("demo: generating orders (Ctrl-C to stop). Warnings as they happen "
               "(crossed at, kind, process/node, order, elapsed, limit, owner, detection delay):\n", flush=True)
         asyncio.run(_main(info.kafka_bootstrap, prefix, args))
     except KeyboardInterrupt:
         print("\ndemo: stopping", flush=True)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for child in reversed(children):
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
         if not info.reused:
             from .localstack import down
 
