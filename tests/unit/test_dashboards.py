@@ -178,7 +178,7 @@ def test_provisioning_fits_the_dashboards():
     assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
     prov = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "slamon.yml").read_text())
     [provider] = prov["providers"]
-    assert provider["type"] == "file" and provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert provider["type"] == "file" and provider["options"]["path"] == "/etc/grafana/dashboards"
     for p in DASHBOARDS:
         ds_vars = [v for v in load(p)["templating"]["list"] if v["type"] == "datasource"]
         assert [v["query"] for v in ds_vars] == ["prometheus"], p.name

@@ -1,0 +1,34 @@
+# slamon worker image (used by docker-compose.yml): `slamon worker`, configured by SLAMON_* variables.
+#   docker build -t slamon .
+#   docker run --rm slamon slamon worker --help
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+# Every dependency has a manylinux wheel for CPython 3.11 (faust-streaming, rocksdict, aiokafka, orjson, ...),
+# so the slim image needs no compiler.
+COPY pyproject.toml README.md ./
+COPY monitor ./monitor
+RUN pip install . \
+    && useradd --system --uid 10001 --no-create-home --home-dir /app slamon \
+    && mkdir -p /data \
+    && chown slamon /data
+# The topic catalogue and schemas are read from the source tree, which `pip install .` does not carry along.
+COPY topics ./topics
+
+ENV SLAMON_TOPICS_DIR=/app/topics \
+    SLAMON_WEB_HOST=0.0.0.0 \
+    SLAMON_WEB_PORT=6066 \
+    SLAMON_DATA_DIR=/data \
+    SLAMON_STORE=rocksdb://
+
+USER slamon
+EXPOSE 6066
+VOLUME ["/data"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=6 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:6066/readyz', timeout=4).status != 200)"]
+CMD ["slamon", "worker"]
