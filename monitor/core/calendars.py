@@ -93,8 +93,10 @@ class WeeklyCalendar:
         if b <= a:
             return 0
         total = 0
-        for ordinal in range(self._first_ordinal(a), self._first_ordinal(b) + 5):
+        for ordinal in range(self._first_ordinal(a), self._first_ordinal(b) + 4):
             for x, y in self._intervals(ordinal):
+                if x >= b:  # intervals come in time order: nothing further can overlap
+                    return total
                 lo = x if x > a else a
                 hi = y if y < b else b
                 if hi > lo:
