@@ -1,0 +1,22 @@
+"""`make bench`: the replay benchmark, then the live benchmark (which starts or reuses the local stack)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    print("== replay: 1,000,000 events over 100,000 orders", flush=True)
+    rc = subprocess.call([sys.executable, str(HERE / "replay_bench.py")])
+    print("\n== live: one worker on the local broker", flush=True)
+    rc |= subprocess.call([sys.executable, str(HERE / "live_bench.py"), "--events", "40000", "--rate", "500",
+                           "--seconds", "20"])
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
