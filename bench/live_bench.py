@@ -251,6 +251,14 @@ def main() -> int:
     worker_rate = args.events / worker_s
     print(f"slamon worker (memory store): {args.events:,} events in {worker_s:.1f} s = {worker_rate:,.0f} events/s "
           f"= {worker_rate / plain_rate:.2f} of the plain loop", flush=True)
+    for mode, what in (("bare", "iterating only"), ("both", "one table write and one output per event")):
+        r = subprocess.run([sys.executable, str(ROOT / "bench" / "faust_floor.py"), "worker", "-l", "warn"],
+                           env={**os.environ, "FX_MODE": mode, "FX_B": info.kafka_bootstrap,
+                                "FX_T": f"{prefix}workflow.events", "FX_N": str(args.events)},
+                           capture_output=True, text=True, timeout=600)
+        rate = next((float(x.split()[-1]) for x in (r.stdout + r.stderr).splitlines() if "faust-floor" in x), 0.0)
+        print(f"minimal Faust agent, {what}: {rate:,.0f} events/s (slamon worker = {worker_rate / rate:.2f} of it)"
+              if rate else f"minimal Faust agent ({mode}) did not report", flush=True)
 
     # 2. live: a steady rate with the worker keeping up; lag and detection delay
     prefix = f"benchlive{run}."
