@@ -23,6 +23,7 @@ import orjson
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..api import QueryApi
 from ..core.engine import Engine
 from ..core.instants import US, format_instant
 from ..core.policies import PolicySet
@@ -97,6 +98,8 @@ class Monitor:
         self.recovered = False
         self._offsets_client: Any = None  # own connection for end offsets (see send_ticks)
         self._feed_task: asyncio.Task | None = None
+        self.api = QueryApi(settings, self.table, self.engine, partitions, self._owned, lambda: self.recovered,
+                            wall_clock_us)
         self._wire()
 
     # -------------------------------------------------------------- plumbing
@@ -183,6 +186,7 @@ class Monitor:
 
     def _wire(self) -> None:
         app, processor = self.app, self.processor
+        self.api.register(app)
 
         @app.agent(self.source, concurrency=1, name="slamon-monitor")
         async def monitor(stream: Any) -> None:
@@ -223,6 +227,7 @@ class Monitor:
                 self.recovered = True
                 log.info("deadline index rebuilt", extra={"partitions": sorted(owned), "orders": n,
                                                           "seconds": round(time.monotonic() - started, 3)})
+                await self.api.register_partitions(owned)  # logs and carries on when Redis is unreachable
             except Exception:
                 log.exception("rebuilding the deadline index failed; stopping the worker")
                 await app.stop()
