@@ -264,7 +264,7 @@ class QueryApi:
         self.token = settings.api_token
         self.redis_url = settings.redis_url
         self.ns = keys.namespace(settings.app_id)
-        self.base_url = f"http://{settings.web_host}:{settings.web_port}"
+        self.base_url = (settings.advertised_url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
         self.table = table
         self.engine = engine
         self.partitions = partitions

@@ -15,6 +15,7 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("SLAMON_TICK_INTERVAL", "1.0", "seconds between the clock ticks that detect crossings"),
     ("SLAMON_WEB_PORT", "6066", "port of /metrics, /healthz, /readyz and the API"),
     ("SLAMON_WEB_HOST", "127.0.0.1", "address the web server binds to (0.0.0.0 in containers)"),
+    ("SLAMON_ADVERTISED_URL", "", "URL other workers redirect API clients to (default http://WEB_HOST:WEB_PORT)"),
     ("SLAMON_STORE", "rocksdb://", "order-state table store: rocksdb:// or memory://"),
     ("SLAMON_DATA_DIR", ".slamon-data", "directory for RocksDB tables and worker state"),
     ("SLAMON_APP_ID", "slamon", "Kafka consumer group and table namespace of the workers"),
@@ -42,6 +43,7 @@ class Settings:
     tick_interval: float
     web_port: int
     web_host: str
+    advertised_url: str
     store: str
     data_dir: str
     app_id: str
