@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import Any
 
-from .settings import Settings, SettingsError, settings_help
+from .settings import Settings, settings_help
 
 log = logging.getLogger("slamon.worker")
 
@@ -74,15 +74,12 @@ async def _partition_counts(bootstrap: str, names: list[str]) -> dict[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import logs
     from .core.policies import PolicyError
+    from .settings import settings_for
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"slamon worker: {exc}", file=sys.stderr)
+    settings = settings_for("slamon worker")
+    if settings is None:
         return 2
-    logs.setup(settings.log_level)
     try:
         partitions = asyncio.run(asyncio.wait_for(prepare(settings), 120))
     except PolicyError as exc:

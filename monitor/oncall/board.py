@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sys
 from datetime import datetime
 from typing import Any
 
@@ -171,15 +170,11 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .. import logs
-    from ..settings import Settings, SettingsError
+    from ..settings import settings_for
 
-    try:
-        s = Settings.from_env()
-    except SettingsError as exc:
-        print(f"slamon board: {exc}", file=sys.stderr)
+    s = settings_for("slamon board")
+    if s is None:
         return 2
-    logs.setup(s.log_level)
     return _serve(lambda stop: run_board(s.kafka_bootstrap, s.redis_url, s.app_id, s.topic_prefix,
                                          int(s.closed_retention), stop))
 

@@ -203,14 +203,11 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .. import logs
-    from ..settings import Settings, SettingsError
+    from ..settings import settings_for
     from .board import _serve
 
-    try:
-        s = Settings.from_env()
-    except SettingsError as exc:
-        print(f"slamon notifier: {exc}", file=sys.stderr)
+    s = settings_for("slamon notifier")
+    if s is None:
         return 2
     if not s.alertmanager_url:
         print("slamon notifier: set SLAMON_ALERTMANAGER_URL (e.g. http://127.0.0.1:9093)", file=sys.stderr)
@@ -218,6 +215,5 @@ def _run(args: argparse.Namespace) -> int:
     if args.resend >= args.lease:
         print("slamon notifier: --resend must be shorter than --lease", file=sys.stderr)
         return 2
-    logs.setup(s.log_level)
     return _serve(lambda stop: run_notifier(s.kafka_bootstrap, s.redis_url, s.alertmanager_url, s.app_id,
                                             s.topic_prefix, args.lease, args.resend, args.keep_resolved, stop))
