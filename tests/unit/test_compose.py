@@ -149,3 +149,10 @@ def test_the_generator_command_runs_the_demo_generator(compose):
     for var in re.findall(r"os\.environ\['(\w+)'\]", code):
         assert var in gen["environment"], var
 
+
+def test_host_ports_are_documented(compose):
+    readme = (ROOT / "deploy" / "README-dashboards.md").read_text()
+    for name, svc in services(compose).items():
+        for p in svc.get("ports", []):
+            host = str(p).split(":")[0]
+            assert f"`{host}`" in readme, f"port {host} of {name} is not in deploy/README-dashboards.md"
