@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install venv debs kafka-jars test unit integration lint stack-up stack-down demo bench clean
+.PHONY: install venv debs kafka-jars test unit integration lint stack-up stack-down demo bench rules dashboards-png clean
 
 install: venv debs kafka-jars
 
@@ -47,6 +47,13 @@ demo: install
 
 bench: venv
 	$(PY) bench/run.py
+
+rules: venv
+	$(VENV)/bin/slamon rules generate --policies deploy/demo/policies
+
+dashboards-png: install
+	$(PY) -m pip install --quiet -e '.[dashboards]'
+	$(PY) bench/render_dashboards.py
 
 clean: stack-down
 	rm -rf $(VENV) .stack build *.egg-info

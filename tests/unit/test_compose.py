@@ -56,8 +56,8 @@ def test_the_schema_rejects_a_broken_file(compose):
 
 
 def test_the_expected_services_are_there(compose):
-    assert set(services(compose)) == {"kafka", "redis", "worker-1", "worker-2", "generator", "prometheus",
-                                      "alertmanager", "grafana"}
+    assert set(services(compose)) == {"kafka", "redis", "worker-1", "worker-2", "board", "notifier", "generator",
+                                      "prometheus", "alertmanager", "grafana"}
 
 
 def test_images_are_pinned(compose):
@@ -151,8 +151,8 @@ def test_the_generator_command_runs_the_demo_generator(compose):
 
 
 def test_host_ports_are_documented(compose):
-    readme = (ROOT / "deploy" / "README-dashboards.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     for name, svc in services(compose).items():
         for p in svc.get("ports", []):
             host = str(p).split(":")[0]
-            assert f"`{host}`" in readme, f"port {host} of {name} is not in deploy/README-dashboards.md"
+            assert f"`{host}`" in readme, f"port {host} of {name} is not in README.md"
