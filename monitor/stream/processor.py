@@ -138,6 +138,7 @@ class Processor:
         for p in self.deadlines.partitions() - owned:
             self.revoke([p])
         entries: dict[int, list[tuple[int, bytes]]] = {p: [] for p in owned}
+        applied: dict[int, int] = {}  # highest events offset whose effect is in the table, per partition
         gauge = self.metrics.in_progress
         for p in owned:
             gauge.by_partition[p] = Counter()
@@ -145,10 +146,12 @@ class Processor:
         for key, value in items:
             if not value:
                 continue
-            p, _, deadline, body = decode_header(value)
+            p, offset, deadline, body = decode_header(value)
             if p not in owned:
                 continue
             n += 1
+            if offset > applied.get(p, -1):
+                applied[p] = offset
             if deadline is not None:
                 entries[p].append((deadline, key))
             state = load_state(body, self.engine)
@@ -158,7 +161,11 @@ class Processor:
                 gauge.add(p, (state.process, run.node, seg, LEVELS[announced_level(run.crossed)]), 1)
         for p in owned:
             self.deadlines.reset(p, entries[p])
-            self.clocks.setdefault(p, PartitionClock())
+            clock = self.clocks.setdefault(p, PartitionClock())
+            # Events are applied in offset order, so every event of p up to the highest offset stored in the table
+            # has been processed: the watermark need not wait for Faust's offset commits to say so.
+            if p in applied and (clock.applied_offset is None or clock.applied_offset < applied[p]):
+                clock.applied_offset = applied[p]
         gauge.owned = owned
         return n
 
@@ -246,10 +253,9 @@ class Processor:
         clock = self._clock(partition)
         if end is None:
             caught_up = False
-        elif clock.applied_offset is not None:
-            caught_up = clock.applied_offset + 1 >= end
         else:
-            caught_up = committed is not None and committed >= end or end == 0
+            caught_up = (end == 0 or (clock.applied_offset is not None and clock.applied_offset + 1 >= end)
+                         or (committed is not None and committed >= end))
         self.metrics.ticks.labels("true" if caught_up else "false").inc()
         self.metrics.tick_delay.observe(max(self.clock() - now, 0) / US)
         mark = now if caught_up else min(now, clock.applied_write_time)

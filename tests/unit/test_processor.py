@@ -89,16 +89,14 @@ def test_under_lag_the_watermark_is_the_write_time_of_the_last_applied_event():
     assert h.warnings() == [("commitment_breached", "2026-11-21T08:00:03Z")]
 
 
-def test_no_event_since_assignment_uses_the_committed_offset():
+def test_no_event_since_assignment_and_nothing_in_the_table_uses_the_committed_offset():
     h = Harness()
-    h.event("node_started", 0)
-    state_table = dict(h.table)
+    h.event("node_completed", 0)  # rejected (no open run): processed, but nothing of it is in the table
+    assert h.table == {}
     h2 = Harness()
-    h2.table.update(state_table)
     h2.proc.rebuild([0], h2.table.items())
     assert h2.tick(5, end=1, committed=0) == 0  # offset 0 not yet processed by this group
-    assert h2.tick(5, end=1, committed=1) == T0 + 5 * S
-    assert h2.warnings() == [("commitment_breached", "2026-11-21T08:00:03Z")]
+    assert h2.tick(6, end=1, committed=1) == T0 + 6 * S
 
 
 def test_redelivered_events_are_skipped_and_true_duplicates_dead_lettered():
@@ -178,3 +176,20 @@ def test_purge_of_finished_order():
     assert b"o1" in h.table
     h.tick(63)
     assert b"o1" not in h.table
+
+
+def test_after_a_handover_the_table_tells_how_far_the_partition_was_applied():
+    h = Harness()
+    h.event("node_started", 0, order="a")
+    h.event("node_started", 0, order="b")
+    new_owner = Harness()
+    new_owner.table.update(h.table)
+    new_owner.proc.rebuild([0], new_owner.table.items())
+    # no event since assignment and no committed offset known: the stored offsets (0 and 1) cover offsets < 2
+    assert new_owner.tick(5, end=2, committed=None) == T0 + 5 * S
+    assert {w[0] for w in new_owner.warnings()} == {"commitment_breached"}
+    # an event beyond what the table holds keeps the clock back
+    newer = Harness()
+    newer.table.update(h.table)
+    newer.proc.rebuild([0], newer.table.items())
+    assert newer.tick(5, end=3, committed=None) == 0
