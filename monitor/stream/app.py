@@ -98,6 +98,7 @@ class Monitor:
         self.recovered = False
         self._offsets_client: Any = None  # own connection for end offsets (see send_ticks)
         self._feed_task: asyncio.Task | None = None
+        self._watch_task: asyncio.Task | None = None
         self.api = QueryApi(settings, self.table, self.engine, partitions, self._owned, lambda: self.recovered,
                             wall_clock_us)
         self._wire()
@@ -168,7 +169,43 @@ class Monitor:
         await self.app.consumer.seek_wait({TP(tp.topic, tp.partition): begins[tp] for tp in missing})
         return [tp.partition for tp in missing]
 
+    async def _watch_recovery(self, stall: float = 15.0) -> None:
+        """Workaround for a Faust hang: table recovery sometimes receives no changelog record at all although
+        records remain (faust-streaming #74 family; seen here after a worker joined the group), and resumes only
+        at the next rebalance. When recovery makes no progress for `stall` seconds, ask the group to rejoin."""
+        recovery = self.app.tables.recovery
+        last: int | None = None
+        since = time.monotonic()
+        while True:
+            await asyncio.sleep(2)
+            try:
+                remaining = recovery.active_remaining_total() if not self.recovered else 0
+            except Exception:  # noqa: BLE001 - recovery state between rebalances: just look again
+                remaining = 0
+            now = time.monotonic()
+            if remaining <= 0 or remaining != last:
+                last, since = (remaining if remaining > 0 else None), now
+                continue
+            if now - since >= stall:
+                log.warning("table recovery made no progress; asking the group to rejoin",
+                            extra={"remaining": remaining, "stalled_s": round(now - since, 1)})
+                try:
+                    await self._request_rejoin()
+                except Exception:
+                    log.exception("could not request a rejoin")
+                since = now
+
+    async def _request_rejoin(self) -> None:
+        thread = self.app.consumer._thread  # Faust runs aiokafka in its own thread: call it there
+
+        async def rejoin() -> None:
+            thread._ensure_consumer()._coordinator.request_rejoin()
+
+        await thread.call_thread(rejoin)
+
     def _start_policy_feed(self) -> None:
+        if self._watch_task is None:
+            self._watch_task = asyncio.ensure_future(self._watch_recovery())
         if self._feed_task is not None:
             return
 
@@ -234,8 +271,9 @@ class Monitor:
 
         @app.on_before_shutdown.connect
         async def close_offsets_client(sender: Any, **kwargs: Any) -> None:
-            if self._feed_task is not None:
-                self._feed_task.cancel()
+            for task in (self._feed_task, self._watch_task):
+                if task is not None:
+                    task.cancel()
             await self._close_offsets_client()
 
         @app.on_partitions_assigned.connect
