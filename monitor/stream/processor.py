@@ -191,6 +191,13 @@ class Processor:
         out.clear()
 
     def _store(self, key: bytes, partition: int, offset: int, state: OrderState) -> None:
+        """Write the order's state (which records the crossings announced) to the table.
+
+        Call it after the outputs of the change were handed to the producer: the table's changelog record and the
+        outputs go through the same producer queue in order, so a crash can lose the table write and keep the
+        outputs (they are sent again on reprocessing: a duplicate, dropped by `warning_id`), but never keep the
+        record that says "announced" without the announcement itself.
+        """
         deadline = next_deadline(state)
         if state.finished:
             purge = (state.last_at or 0) + self.closed_retention
@@ -234,8 +241,8 @@ class Processor:
                 self.dead_letter(rejection.reason, rejection.detail, self.events_topic, partition, offset, key, raw)
                 return
             self.metrics.events.labels(ev.process, ev.type).inc()
+            self._flush()  # outputs before the table write: see _store
             self._store(tkey, partition, offset, new)  # type: ignore[arg-type]
-            self._flush()
         finally:
             clock.applied_offset = offset
             clock.applied_write_time = max(clock.applied_write_time, write_time_ms * 1000)
@@ -276,6 +283,6 @@ class Processor:
                 del self.table[key]
                 continue
             self.engine.advance(state, wm, sink)
+            self._flush()
             self._store(key, partition, offset, state)
-        self._flush()
         return wm

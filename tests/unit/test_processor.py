@@ -193,3 +193,34 @@ def test_after_a_handover_the_table_tells_how_far_the_partition_was_applied():
     newer.table.update(h.table)
     newer.proc.rebuild([0], newer.table.items())
     assert newer.tick(5, end=3, committed=None) == 0
+
+
+class _SequencedTable(dict):
+    """An order table that logs its writes into the same sequence as the outputs."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def __setitem__(self, key, value):
+        self.log.append(("table", key))
+        super().__setitem__(key, value)
+
+
+@pytest.mark.parametrize("by", ["tick", "event"])
+def test_outputs_are_handed_to_the_producer_before_the_table_write_that_records_them(by):
+    # Faust sends changelog records and outputs through one producer queue, in order: the announcement must be
+    # queued first, or a crash between the two would keep "announced" in the table and lose the warning.
+    h = Harness()
+    seq: list[tuple[str, object]] = []
+    h.proc.table = _SequencedTable(seq)
+    h.proc.emit = lambda t, k, v: seq.append((t, k))
+    h.event("node_started", 0)
+    seq.clear()
+    if by == "tick":
+        h.tick(4)
+    else:
+        h.event("node_completed", 4)
+    kinds = [t for t, _ in seq]
+    assert "warnings" in kinds and "table" in kinds
+    assert kinds.index("table") > max(i for i, k in enumerate(kinds) if k != "table")
