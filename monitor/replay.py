@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import gzip
 import io
 import os
@@ -183,6 +184,10 @@ def replay(policies: PolicySet, items: Iterable[Item], now: int | None = None,
 
 def replay_file(policies: PolicySet, path: str, now: int | None = None, show_progress: bool = False) -> dict[str, Any]:
     progress = Progress("replay") if show_progress else None
+    # A replay builds millions of small objects and no reference cycles: the cyclic collector would rescan the
+    # growing heap again and again for nothing (a fifth of the run time on a million events).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         try:
             return replay(policies, read_events(path, progress), now, require_sorted=True)
@@ -192,6 +197,8 @@ def replay_file(policies: PolicySet, path: str, now: int | None = None, show_pro
             malformed = [i for i in items if type(i) is not Event]
             return replay(policies, [*malformed, *events], now)
     finally:
+        if collecting:
+            gc.enable()
         if progress is not None:
             progress.done()
 
