@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
@@ -31,6 +32,7 @@ RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000, 864000, 2592000)
 DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300)
 
+M = TypeVar("M", Counter, Histogram)
 LabelKey = tuple[str, str, str, str]  # process, node, segment label, level
 
 
@@ -64,25 +66,43 @@ class InProgressCollector:
         tally[key] += delta
 
 
+class Labelled(Generic[M]):
+    """A labelled metric whose children are looked up once per label set: `prometheus_client`'s own `labels()`
+    validates and locks on every call, several microseconds per event on the worker's hot path. Label sets
+    are bounded by the policies, and so is this cache."""
+
+    def __init__(self, metric: M):
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class MonitorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         r = self.registry = registry or CollectorRegistry()
-        self.events = Counter("sla_events", "Workflow events applied", ["process", "type"], registry=r)
-        self.invalid = Counter("sla_invalid_events", "Workflow events rejected, by reason", ["reason"], registry=r)
-        self.runs_started = Counter("sla_runs_started", "Node runs opened", ["process", "node", "segment"], registry=r)
-        self.outcomes = Counter("sla_run_outcomes", "Node runs ended, by final state",
-                                ["process", "node", "segment", "state"], registry=r)
-        self.crossings = Counter("sla_crossings", "Crossings announced", ["process", "node", "segment", "kind"],
-                                 registry=r)
-        self.duration = Histogram("sla_run_duration_seconds", "Working seconds of completed runs",
-                                  ["process", "node"], buckets=DURATION_BUCKETS, registry=r)
-        self.ratio = Histogram("sla_run_elapsed_ratio", "Elapsed / commitment of completed runs",
-                               ["process", "node"], buckets=RATIO_BUCKETS, registry=r)
-        self.delay = Histogram("sla_warning_delay_seconds", "detected_at - crossed_at of announced crossings",
-                               ["kind"], buckets=DELAY_BUCKETS, registry=r)
-        self.ticks = Counter("sla_ticks", "Clock ticks processed; caught_up=false: the partition had unapplied "
-                             "events, so the clock only advanced to the last applied event's write time",
-                             ["caught_up"], registry=r)
+        self.events = Labelled(Counter("sla_events", "Workflow events applied", ["process", "type"], registry=r))
+        self.invalid = Labelled(Counter("sla_invalid_events", "Workflow events rejected, by reason", ["reason"],
+                                        registry=r))
+        self.runs_started = Labelled(Counter("sla_runs_started", "Node runs opened", ["process", "node", "segment"],
+                                             registry=r))
+        self.outcomes = Labelled(Counter("sla_run_outcomes", "Node runs ended, by final state",
+                                         ["process", "node", "segment", "state"], registry=r))
+        self.crossings = Labelled(Counter("sla_crossings", "Crossings announced",
+                                          ["process", "node", "segment", "kind"], registry=r))
+        self.duration = Labelled(Histogram("sla_run_duration_seconds", "Working seconds of completed runs",
+                                           ["process", "node"], buckets=DURATION_BUCKETS, registry=r))
+        self.ratio = Labelled(Histogram("sla_run_elapsed_ratio", "Elapsed / commitment of completed runs",
+                                        ["process", "node"], buckets=RATIO_BUCKETS, registry=r))
+        self.delay = Labelled(Histogram("sla_warning_delay_seconds", "detected_at - crossed_at of announced crossings",
+                                        ["kind"], buckets=DELAY_BUCKETS, registry=r))
+        self.ticks = Labelled(Counter("sla_ticks", "Clock ticks processed; caught_up=false: the partition had "
+                                      "unapplied events, so the clock only advanced to the last applied event's "
+                                      "write time", ["caught_up"], registry=r))
         self.tick_delay = Histogram("sla_tick_delay_seconds", "Processing time of a tick minus its sending time",
                                     buckets=DELAY_BUCKETS, registry=r)
         self.in_progress = InProgressCollector()
