@@ -22,7 +22,15 @@ from typing import Any, BinaryIO
 import orjson
 
 from .core.engine import STATES, Engine, OrderState, Run
-from .core.events import MALFORMED, REASONS, Event, Malformed, decode_event, event_from_object
+from .core.events import (
+    DUPLICATE_EVENT,
+    MALFORMED,
+    REASONS,
+    Event,
+    Malformed,
+    decode_event,
+    event_from_object,
+)
 from .core.instants import InstantError, format_instant, parse_instant
 from .core.policies import PolicySet
 from .core.records import warning_record
@@ -82,6 +90,8 @@ def read_events(path: str, progress: Progress | None = None) -> Iterator[Item]:
     stream, raw, size = _open_binary(path)
     with raw, stream:
         buffered = io.BufferedReader(stream) if not hasattr(stream, "peek") else stream
+        if buffered.peek(3)[:3] == b"\xef\xbb\xbf":  # type: ignore[union-attr]
+            buffered.read(3)  # a UTF-8 byte order mark (spreadsheet exports write one): not part of the data
         first = buffered.peek(4096).split(b"\n", 1)[0]  # type: ignore[union-attr]
         lines: Iterable[bytes] = buffered
         if _is_csv(path, first):
@@ -147,6 +157,7 @@ def replay(policies: PolicySet, items: Iterable[Item], now: int | None = None,
     sink = ReplaySink()
     states: dict[str, OrderState] = {}
     invalid = dict.fromkeys(REASONS, 0)
+    applied: set[str] = set()  # event ids applied so far: a repeated one is a duplicate, whatever its order
     latest: int | None = None
     apply = engine.apply
     for item in items:
@@ -160,11 +171,16 @@ def replay(policies: PolicySet, items: Iterable[Item], now: int | None = None,
             raise _Unsorted
         if now is not None and at > now:
             continue
+        if item.event_id in applied:  # an id applied in any order (the engine itself knows the order's own)
+            invalid[DUPLICATE_EVENT] += 1
+            continue
         st = states.get(item.order_id)
         new, rejection = apply(st, item, sink)
         if rejection is not None:
             invalid[rejection.reason] += 1
-        elif st is None:
+            continue
+        applied.add(item.event_id)
+        if st is None:
             states[item.order_id] = new  # type: ignore[assignment]
     judge_at = now if now is not None else latest
     if judge_at is not None:

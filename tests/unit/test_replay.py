@@ -361,3 +361,43 @@ def test_policy_check_prints_effective_limits(sample, capsys):
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if " fix " in x and "gold" in x)
     assert "5h" in line and "2d" in line and "4h" in line  # commitment 5h, tolerance 2d, early warning 0.8 x 5h
+
+
+def _started(event_id, order_id, at):
+    return {"event_id": event_id, "order_id": order_id, "process": "onboarding", "type": "node_started",
+            "node": "call", "at": at}
+
+
+def test_a_repeated_event_id_is_a_duplicate_even_under_another_order(tmp_path, capsys):
+    pol = tmp_path / "p"
+    pol.mkdir()
+    (pol / "o.yaml").write_text(ONBOARD)
+    ev = tmp_path / "e.jsonl"
+    ev.write_bytes(b"\n".join(orjson.dumps(e) for e in [
+        _started("1", "a", "2026-01-01T00:00:00Z"),
+        _started("1", "b", "2026-01-01T00:00:03Z"),  # the same event id: ignored, whatever its order
+        {"event_id": "2", "order_id": "c", "process": "nope", "type": "order_completed", "at": "2026-01-01T00:00:04Z"},
+        {"event_id": "2", "order_id": "c", "process": "onboarding", "type": "order_completed",
+         "at": "2026-01-01T00:00:05Z"},  # id 2 was rejected, not applied: this one is no duplicate
+    ]))
+    out = run_json(capsys, "--policies", str(pol), "--events", str(ev))
+    assert out["invalid"]["duplicate_event"] == 1 and out["invalid"]["unknown_process"] == 1
+    assert [(r["node"], r["total"]) for r in out["summary"]] == [("call", 1)]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_byte_order_mark_at_the_start_of_the_file_is_not_data(tmp_path, capsys, suffix):
+    pol = tmp_path / "p"
+    pol.mkdir()
+    (pol / "o.yaml").write_text(ONBOARD)
+    rows = [_started("1", "a", "2026-01-01T00:00:00Z"), _started("2", "b", "2026-01-01T00:00:01Z")]
+    ev = tmp_path / f"e.{suffix}"
+    if suffix == "csv":
+        text = "event_id,order_id,process,type,node,at\n" + "".join(
+            ",".join(r[k] for k in ("event_id", "order_id", "process", "type", "node", "at")) + "\n" for r in rows)
+        ev.write_bytes(text.encode("utf-8-sig"))
+    else:
+        ev.write_bytes(b"\xef\xbb\xbf" + b"\n".join(orjson.dumps(r) for r in rows))
+    out = run_json(capsys, "--policies", str(pol), "--events", str(ev))
+    assert out["invalid"]["malformed"] == 0
+    assert [(r["node"], r["in_progress_normal"]) for r in out["summary"]] == [("call", 2)]
