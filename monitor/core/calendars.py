@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .instants import US, from_datetime
+from .instants import US, from_datetime, to_datetime
 
 _DAY_US = 86400 * US
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -78,10 +78,27 @@ class WeeklyCalendar:
         return result
 
     def _local_to_us(self, day: date, minute: int) -> int:
+        """The instant the local wall clock reads `minute` on `day`: the first time it does when a clock change
+        repeats it, and the instant of the change when a clock change skips it (at 02:30 on a night when 02:00
+        jumps to 03:00, the clock passes 02:30 at the jump)."""
         if minute >= 1440:  # 24:00 is the start of the next day
             day = day + timedelta(days=1)
             minute -= 1440
-        return from_datetime(datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=self.zone))
+        local = datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=self.zone)
+        before = from_datetime(local)  # fold=0: the offset in force before a change
+        after = from_datetime(local.replace(fold=1))  # the offset after it
+        if before <= after:  # an ordinary time (equal) or a repeated one (fold=0 is its first occurrence)
+            return before
+        # skipped: the change happens in (after, before]; find the first instant on the far side of it
+        offset_after = local.replace(fold=1).utcoffset()
+        lo, hi = after, before
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if to_datetime(mid).astimezone(self.zone).utcoffset() == offset_after:
+                hi = mid
+            else:
+                lo = mid
+        return hi
 
     @staticmethod
     def _first_ordinal(us: int) -> int:

@@ -77,3 +77,17 @@ def test_bad_calendars():
         WeeklyCalendar("x", "Mars/Olympus", OFFICE, set())
     with pytest.raises(CalendarError):
         WeeklyCalendar("x", "UTC", {}, set())
+
+
+def test_a_range_boundary_skipped_by_the_spring_change_is_the_instant_of_the_change():
+    # Berlin, Sunday 2026-03-29: 02:00 CET jumps to 03:00 CEST (01:00Z); 02:30 never shows on the clock
+    night = WeeklyCalendar("night", "Europe/Berlin", {6: [(150, 240)]}, set())
+    day = T("2026-03-29T00:00:00+01:00"), T("2026-03-29T12:00:00+02:00")
+    assert night.working(*day) == 1 * H  # 03:00 to 04:00 CEST: the clock passed 02:30 at the jump
+    assert night.used_up(day[0], 30 * 60 * 1_000_000) == T("2026-03-29T03:30:00+02:00")
+    # a range ending in the skipped hour ends at the jump: Sunday 00:00-02:30 is 2 real hours
+    early = WeeklyCalendar("early", "Europe/Berlin", {6: [(0, 150)]}, set())
+    assert early.working(*day) == 2 * H
+    # the repeated hour of the autumn change is worked once more: 02:30 CEST to 04:00 CET is 2.5 real hours
+    autumn = T("2026-10-25T00:00:00+02:00"), T("2026-10-25T12:00:00+01:00")
+    assert night.working(*autumn) == 150 * 60 * 1_000_000
