@@ -120,7 +120,8 @@ def parse_calendars(doc: Any, source: str, errors: _Collector) -> dict[str, Week
         hours: dict[int, list[tuple[int, int]]] = {}
         raw_hours = spec.get("hours")
         if not isinstance(raw_hours, dict) or not raw_hours:
-            errors.add(source, f"{where}.hours", "expected a mapping of weekdays (mon..sun) to ranges")
+            problem = "expected a mapping of weekdays (mon..sun) to ranges"
+            errors.add(source, f"{where}.hours", f"no working hours: {problem}" if raw_hours == {} else problem)
             continue
         ok = True
         for day, ranges in raw_hours.items():

@@ -85,6 +85,13 @@ def test_bad_calendar_and_yaml_are_reported(tmp_path):
     assert "calendars.yaml: calendars.cn-office.timezone: unknown time zone" in text
 
 
+def test_a_calendar_without_hours_says_so():
+    doc = {"calendars": {"closed": {"timezone": "Europe/Berlin", "hours": {}}}}
+    with pytest.raises(PolicyError) as err:
+        build_policy_set([("x.yaml", {"process": "x", "nodes": {"n": {"commitment": 5, "tolerance": 9}}})], doc)
+    assert "calendars.yaml: calendars.closed.hours: no working hours" in str(err.value)
+
+
 def test_duplicate_process_and_empty_directory(tmp_path):
     with pytest.raises(PolicyError, match="no policy files"):
         load_policy_dir(tmp_path)
