@@ -36,6 +36,10 @@ from .processor import Processor
 
 log = logging.getLogger("slamon.worker")
 
+# Faust pauses the stream whenever more than `ProducerBuffer.max_messages` (100) records wait in its producer
+# buffer and drains it one record at a time, logging a warning each time: under load, every few hundred events.
+PRODUCER_BUFFER_MESSAGES = 10_000
+
 
 def wall_clock_us() -> int:
     return time.time_ns() // 1000
@@ -281,6 +285,7 @@ class Monitor:
             # Start following sla.policies here, before table recovery: Faust starts @app.task only after
             # recovery, and the recovery callback needs the policies.
             self._start_policy_feed()
+            app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
 
         @app.on_partitions_revoked.connect
         async def revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
