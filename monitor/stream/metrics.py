@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
@@ -32,7 +32,6 @@ RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000, 864000, 2592000)
 DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300)
 
-M = TypeVar("M", Counter, Histogram)
 LabelKey = tuple[str, str, str, str]  # process, node, segment label, level
 
 
@@ -66,12 +65,12 @@ class InProgressCollector:
         tally[key] += delta
 
 
-class Labelled(Generic[M]):
+class Labelled:
     """A labelled metric whose children are looked up once per label set: `prometheus_client`'s own `labels()`
     validates and locks on every call, several microseconds per event on the worker's hot path. Label sets
     are bounded by the policies, and so is this cache."""
 
-    def __init__(self, metric: M):
+    def __init__(self, metric: Counter | Histogram):
         self.metric = metric
         self._children: dict[tuple[str, ...], Any] = {}
 
