@@ -322,14 +322,23 @@ def test_human_output_has_tables_and_bottlenecks(sample, capsys):
     assert "Seven-state table" in text and "Bottlenecks" in text and "repair" in text and "__order__" in text
 
 
-def test_all_cancelled_node_has_null_rates(tmp_path, capsys):
+def _onboarding_policies(tmp_path):
     pol = tmp_path / "p"
     pol.mkdir()
     (pol / "o.yaml").write_text(ONBOARD)
-    ev = tmp_path / "e.jsonl"
-    ev.write_bytes(b"\n".join(orjson.dumps(e) for e in [
+    return pol
+
+
+def _jsonl(path, events, prefix=b""):
+    path.write_bytes(prefix + b"\n".join(orjson.dumps(e) for e in events))
+    return path
+
+
+def test_all_cancelled_node_has_null_rates(tmp_path, capsys):
+    pol = _onboarding_policies(tmp_path)
+    ev = _jsonl(tmp_path / "e.jsonl", [
         {"event_id": "1", "order_id": "a", "process": "onboarding", "type": "node_started", "node": "call", "at": "2026-01-01T00:00:00Z"},
-        {"event_id": "2", "order_id": "a", "process": "onboarding", "type": "node_cancelled", "node": "call", "at": "2026-01-01T02:00:00Z"}]))
+        {"event_id": "2", "order_id": "a", "process": "onboarding", "type": "node_cancelled", "node": "call", "at": "2026-01-01T02:00:00Z"}])
     out = run_json(capsys, "--policies", str(pol), "--events", str(ev))
     assert out["summary"] == [{"process": "onboarding", "node": "call", "completed_normal": 0, "completed_acceptable": 0,
                                "completed_warning": 0, "in_progress_normal": 0, "in_progress_acceptable": 0,
@@ -369,17 +378,14 @@ def _started(event_id, order_id, at):
 
 
 def test_a_repeated_event_id_is_a_duplicate_even_under_another_order(tmp_path, capsys):
-    pol = tmp_path / "p"
-    pol.mkdir()
-    (pol / "o.yaml").write_text(ONBOARD)
-    ev = tmp_path / "e.jsonl"
-    ev.write_bytes(b"\n".join(orjson.dumps(e) for e in [
+    pol = _onboarding_policies(tmp_path)
+    ev = _jsonl(tmp_path / "e.jsonl", [
         _started("1", "a", "2026-01-01T00:00:00Z"),
         _started("1", "b", "2026-01-01T00:00:03Z"),  # the same event id: ignored, whatever its order
         {"event_id": "2", "order_id": "c", "process": "nope", "type": "order_completed", "at": "2026-01-01T00:00:04Z"},
         {"event_id": "2", "order_id": "c", "process": "onboarding", "type": "order_completed",
          "at": "2026-01-01T00:00:05Z"},  # id 2 was rejected, not applied: this one is no duplicate
-    ]))
+    ])
     out = run_json(capsys, "--policies", str(pol), "--events", str(ev))
     assert out["invalid"]["duplicate_event"] == 1 and out["invalid"]["unknown_process"] == 1
     assert [(r["node"], r["total"]) for r in out["summary"]] == [("call", 1)]
@@ -387,9 +393,7 @@ def test_a_repeated_event_id_is_a_duplicate_even_under_another_order(tmp_path, c
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl"])
 def test_a_byte_order_mark_at_the_start_of_the_file_is_not_data(tmp_path, capsys, suffix):
-    pol = tmp_path / "p"
-    pol.mkdir()
-    (pol / "o.yaml").write_text(ONBOARD)
+    pol = _onboarding_policies(tmp_path)
     rows = [_started("1", "a", "2026-01-01T00:00:00Z"), _started("2", "b", "2026-01-01T00:00:01Z")]
     ev = tmp_path / f"e.{suffix}"
     if suffix == "csv":
@@ -397,7 +401,7 @@ def test_a_byte_order_mark_at_the_start_of_the_file_is_not_data(tmp_path, capsys
             ",".join(r[k] for k in ("event_id", "order_id", "process", "type", "node", "at")) + "\n" for r in rows)
         ev.write_bytes(text.encode("utf-8-sig"))
     else:
-        ev.write_bytes(b"\xef\xbb\xbf" + b"\n".join(orjson.dumps(r) for r in rows))
+        _jsonl(ev, rows, prefix=b"\xef\xbb\xbf")
     out = run_json(capsys, "--policies", str(pol), "--events", str(ev))
     assert out["invalid"]["malformed"] == 0
     assert [(r["node"], r["in_progress_normal"]) for r in out["summary"]] == [("call", 2)]
