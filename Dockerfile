@@ -13,15 +13,13 @@ WORKDIR /app
 # so the slim image needs no compiler.
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
+# monitor/catalogue/data links to topics/: the catalogue and schemas are package data of the installed package
+COPY topics ./topics
 RUN pip install . \
     && useradd --system --uid 10001 --no-create-home --home-dir /app slamon \
     && mkdir -p /data \
     && chown slamon /data
-# The topic catalogue and schemas are read from the source tree, which `pip install .` does not carry along.
-COPY topics ./topics
-
-ENV SLAMON_TOPICS_DIR=/app/topics \
-    SLAMON_WEB_HOST=0.0.0.0 \
+ENV SLAMON_WEB_HOST=0.0.0.0 \
     SLAMON_WEB_PORT=6066 \
     SLAMON_DATA_DIR=/data \
     SLAMON_STORE=rocksdb://

@@ -28,13 +28,13 @@ test: install
 	$(PY) -m pytest -q
 
 unit: venv
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q tests/unit tests/deploy
 
 integration: install
 	$(PY) -m pytest -q tests/integration
 
 lint: venv
-	$(VENV)/bin/ruff check monitor tests bench
+	$(VENV)/bin/ruff check monitor tests bench tools
 
 stack-up: install
 	$(PY) -m monitor.localstack up
@@ -53,7 +53,7 @@ rules: venv
 
 dashboards-png: install
 	$(PY) -m pip install --quiet -e '.[dashboards]'
-	$(PY) bench/render_dashboards.py
+	$(PY) tools/render_dashboards.py
 
 clean: stack-down
 	rm -rf $(VENV) .stack build *.egg-info

@@ -25,7 +25,8 @@ from monitor.core.engine import Engine, dump_state  # noqa: E402
 from monitor.core.events import Event  # noqa: E402
 from monitor.core.instants import format_instant, parse_instant  # noqa: E402
 from monitor.core.policies import build_policy_set  # noqa: E402
-from monitor.replay import ReplaySink, replay_file  # noqa: E402
+from monitor.core.replay import ReplaySink  # noqa: E402
+from monitor.eventlog import replay_file  # noqa: E402
 
 POLICIES = [
     {"process": "install", "early_warning": 0.8, "order": {"commitment": "2d", "tolerance": "4d"},

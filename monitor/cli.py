@@ -9,15 +9,15 @@ import sys
 # Sub-command -> module. Only the module of the command being run is imported, so `slamon replay` never loads
 # Faust or aiokafka; `slamon --help` imports them all to list them.
 COMMANDS: dict[str, str] = {
-    "replay": "monitor.replay",
-    "policy": "monitor.policy_cli",
-    "topics": "monitor.topics",
-    "worker": "monitor.worker",
-    "demo": "monitor.demo",
-    "board": "monitor.oncall.board",
-    "notifier": "monitor.oncall.notifier",
+    "replay": "monitor.commands.replay",
+    "policy": "monitor.commands.policy",
+    "topics": "monitor.commands.topics",
+    "worker": "monitor.commands.worker",
+    "demo": "monitor.commands.demo",
+    "board": "monitor.commands.board",
+    "notifier": "monitor.commands.notifier",
     "stack": "monitor.localstack.cli",
-    "rules": "monitor.rules",
+    "rules": "monitor.commands.rules",
 }
 
 

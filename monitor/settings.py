@@ -79,18 +79,3 @@ def settings_help() -> str:
         f"  {n:<{width}}  {h} (default: {d or 'empty'})" for n, d, h in SETTINGS
     )
 
-
-def settings_for(prog: str) -> Settings | None:
-    """Settings from the environment for a long-running command, with JSON logging set up; on a bad setting the
-    problem is printed to stderr and None returned (the command exits 2)."""
-    import sys
-
-    from . import logs
-
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return None
-    logs.setup(settings.log_level)
-    return settings

@@ -11,13 +11,21 @@ Semantics are those of CONTRACTS.md section 1-2; all instants and durations are 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
 from .calendars import ALWAYS_OPEN
-from .events import (
+from .events import Event
+from .policies import Limits, PolicySet
+from .vocabulary import (
+    CANCELLED,
+    COMPLETED_BY_LEVEL,
+    CROSSING_KINDS,
     DUPLICATE_EVENT,
+    IN_PROGRESS_BY_LEVEL,
+    IN_PROGRESS_NORMAL,
     INVALID_TRANSITION,
     NODE_CANCELLED,
     NODE_COMPLETED,
@@ -26,36 +34,13 @@ from .events import (
     NODE_STARTED,
     ORDER_CANCELLED,
     ORDER_COMPLETED,
+    ORDER_NODE,
     OUT_OF_ORDER,
+    RESOLVED,
     UNKNOWN_NODE,
     UNKNOWN_PROCESS,
-    Event,
 )
-from .policies import ORDER_NODE, Limits, PolicySet
 
-# The seven states.
-COMPLETED_NORMAL = "completed_normal"
-COMPLETED_ACCEPTABLE = "completed_acceptable"
-COMPLETED_WARNING = "completed_warning"
-IN_PROGRESS_NORMAL = "in_progress_normal"
-IN_PROGRESS_ACCEPTABLE = "in_progress_acceptable"
-IN_PROGRESS_WARNING = "in_progress_warning"
-CANCELLED = "cancelled"
-STATES = (
-    COMPLETED_NORMAL, COMPLETED_ACCEPTABLE, COMPLETED_WARNING,
-    IN_PROGRESS_NORMAL, IN_PROGRESS_ACCEPTABLE, IN_PROGRESS_WARNING, CANCELLED,
-)
-LEVELS = ("normal", "acceptable", "warning")
-_COMPLETED_BY_LEVEL = (COMPLETED_NORMAL, COMPLETED_ACCEPTABLE, COMPLETED_WARNING)
-_IN_PROGRESS_BY_LEVEL = (IN_PROGRESS_NORMAL, IN_PROGRESS_ACCEPTABLE, IN_PROGRESS_WARNING)
-
-# Crossing kinds, in the order a run's level rises through them; a run's `crossed` counts those announced.
-APPROACHING = "approaching"
-COMMITMENT_BREACHED = "commitment_breached"
-TOLERANCE_BREACHED = "tolerance_breached"
-RESOLVED = "resolved"
-CROSSING_KINDS = (APPROACHING, COMMITMENT_BREACHED, TOLERANCE_BREACHED)
-WARNING_KINDS = (*CROSSING_KINDS, RESOLVED)
 _APPROACH, _COMMIT, _TOLER, _DONE = 0, 1, 2, 3
 
 _OPEN, _ORDER_COMPLETED, _ORDER_CANCELLED = 0, 1, 2
@@ -73,7 +58,7 @@ class Run:
 
     __slots__ = (
         "node", "number", "started_at", "segment", "attrs", "version", "commitment", "tolerance",
-        "approaching", "owner", "calendar_name", "calendar", "pauses", "paused_at", "crossed", "due",
+        "approaching", "owner", "calendar_name", "calendar", "pauses", "paused_at", "announced", "due",
     )
 
     def __init__(self, node: str, number: int, started_at: int, segment: str, attrs: dict | None, version: int,
@@ -92,7 +77,8 @@ class Run:
         self.calendar = calendar
         self.pauses: tuple[tuple[int, int], ...] = ()  # closed pauses (start, end), in order
         self.paused_at: int | None = None
-        self.crossed = _APPROACH if limits.approaching is not None else _COMMIT
+        # how many crossing kinds were announced (so also the index of the next one in CROSSING_KINDS)
+        self.announced = _APPROACH if limits.approaching is not None else _COMMIT
         self.due: int | None = None
 
     def limit(self, kind_index: int) -> int:
@@ -133,11 +119,11 @@ class Run:
 
     def schedule(self) -> None:
         """Recompute `due`, the instant of the next crossing not yet announced."""
-        self.due = self.used_up(self.limit(self.crossed)) if self.crossed < _DONE else None
+        self.due = self.used_up(self.limit(self.announced)) if self.announced < _DONE else None
 
     def judge(self, now: int) -> str:
         """In-progress state at `now`."""
-        return _IN_PROGRESS_BY_LEVEL[level_of(self.elapsed(now), self.commitment, self.tolerance)]
+        return IN_PROGRESS_BY_LEVEL[level_of(self.elapsed(now), self.commitment, self.tolerance)]
 
 
 class OrderState:
@@ -177,15 +163,10 @@ class Sink(Protocol):
     def outcome(self, state: OrderState, run: Run, run_state: str, ended_at: int, elapsed: int) -> None: ...
 
 
+@dataclass(slots=True, frozen=True)
 class Rejection:
-    __slots__ = ("reason", "detail")
-
-    def __init__(self, reason: str, detail: str):
-        self.reason = reason
-        self.detail = detail
-
-    def __repr__(self) -> str:
-        return f"Rejection({self.reason}: {self.detail})"
+    reason: str  # one of vocabulary.REASONS
+    detail: str
 
 
 def _state_after_crossing(run: Run, kind_index: int) -> str:
@@ -193,7 +174,7 @@ def _state_after_crossing(run: Run, kind_index: int) -> str:
     if kind_index == _APPROACH:
         return IN_PROGRESS_NORMAL
     level = 2 if run.limit(kind_index) >= run.tolerance else 1
-    return _IN_PROGRESS_BY_LEVEL[level]
+    return IN_PROGRESS_BY_LEVEL[level]
 
 
 class Engine:
@@ -217,10 +198,10 @@ class Engine:
         """Announce every crossing with crossed_at < now, each exactly once, in order."""
         for run in state.runs.values():
             while run.due is not None and run.due < now:
-                k = run.crossed
+                k = run.announced
                 limit = run.limit(k)
                 sink.warning(state, run, CROSSING_KINDS[k], _state_after_crossing(run, k), run.due, limit)
-                run.crossed = k + 1
+                run.announced = k + 1
                 run.schedule()
 
     # ------------------------------------------------------------ events
@@ -320,18 +301,18 @@ class Engine:
         if cancelled:
             final = CANCELLED
         else:
-            final = _COMPLETED_BY_LEVEL[level_of(elapsed, run.commitment, run.tolerance)]
+            final = COMPLETED_BY_LEVEL[level_of(elapsed, run.commitment, run.tolerance)]
         sink.outcome(state, run, final, at, elapsed)
-        if run.crossed > _COMMIT:  # commitment_breached was announced
+        if run.announced > _COMMIT:  # commitment_breached was announced
             sink.warning(state, run, RESOLVED, final, at, elapsed)
 
 
-def announced_level(crossed: int) -> int:
-    """The level announced for an open run whose first `crossed` crossing kinds were announced
-    (`Run.crossed`): 0 normal, 1 acceptable, 2 warning."""
-    if crossed <= _COMMIT:
+def announced_level(announced: int) -> int:
+    """The level announced for an open run whose first `announced` crossing kinds were announced
+    (`Run.announced`): 0 normal, 1 acceptable, 2 warning."""
+    if announced <= _COMMIT:
         return 0
-    return 1 if crossed == _TOLER else 2
+    return 1 if announced == _TOLER else 2
 
 
 def next_deadline(state: OrderState) -> int | None:
@@ -351,7 +332,7 @@ _FORMAT = 1
 def dump_state(state: OrderState) -> bytes:
     runs = [
         [r.node, r.number, r.started_at, r.segment, r.attrs, r.version, r.commitment, r.tolerance, r.approaching,
-         r.owner, r.calendar_name, [x for p in r.pauses for x in p], r.paused_at, r.crossed, r.due]
+         r.owner, r.calendar_name, [x for p in r.pauses for x in p], r.paused_at, r.announced, r.due]
         for r in state.runs.values()
     ]
     return orjson.dumps(
@@ -369,12 +350,12 @@ def load_state(data: bytes, engine: Engine) -> OrderState:
     state.closed = closed
     state.counts = counts
     for (node, number, started_at, segment, attrs, version, c, t, a, owner, cal_name, flat_pauses, paused_at,
-         crossed, due) in runs:
+         announced, due) in runs:
         run = Run(node, number, started_at, segment, attrs, version, Limits(c, t, a, owner), cal_name,
                   engine.calendar(cal_name))
         run.pauses = tuple(zip(flat_pauses[::2], flat_pauses[1::2], strict=True))
         run.paused_at = paused_at
-        run.crossed = crossed
+        run.announced = announced
         run.due = due
         state.runs[node] = run
     return state

@@ -6,52 +6,31 @@ checks them, in the contract's order, after this.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from .instants import InstantError, parse_instant
-from .policies import DEFAULT_SEGMENT
+from .vocabulary import DEFAULT_SEGMENT, EVENT_TYPES, NODE_TYPES
 
-NODE_STARTED = "node_started"
-NODE_COMPLETED = "node_completed"
-NODE_CANCELLED = "node_cancelled"
-NODE_PAUSED = "node_paused"
-NODE_RESUMED = "node_resumed"
-ORDER_COMPLETED = "order_completed"
-ORDER_CANCELLED = "order_cancelled"
-EVENT_TYPES = (
-    NODE_STARTED, NODE_COMPLETED, NODE_CANCELLED, NODE_PAUSED, NODE_RESUMED, ORDER_COMPLETED, ORDER_CANCELLED,
-)
-NODE_TYPES = frozenset(t for t in EVENT_TYPES if t.startswith("node_"))
 _TYPES = frozenset(EVENT_TYPES)
 
-# The reasons an event cannot be applied, in the order they are checked (CONTRACTS.md section 2).
-MALFORMED = "malformed"
-DUPLICATE_EVENT = "duplicate_event"
-UNKNOWN_PROCESS = "unknown_process"
-UNKNOWN_NODE = "unknown_node"
-OUT_OF_ORDER = "out_of_order"
-INVALID_TRANSITION = "invalid_transition"
-REASONS = (MALFORMED, DUPLICATE_EVENT, UNKNOWN_PROCESS, UNKNOWN_NODE, OUT_OF_ORDER, INVALID_TRANSITION)
 
 class Malformed(ValueError):
     """The event is not a valid workflow event; the message says why."""
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Event:
-    __slots__ = ("event_id", "order_id", "process", "type", "node", "at", "segment", "attrs")
-
-    def __init__(self, event_id: str, order_id: str, process: str, type: str, node: str | None, at: int,
-                 segment: str = DEFAULT_SEGMENT, attrs: dict[str, Any] | None = None):
-        self.event_id = event_id
-        self.order_id = order_id
-        self.process = process
-        self.type = type
-        self.node = node
-        self.at = at
-        self.segment = segment
-        self.attrs = attrs
+    event_id: str
+    order_id: str
+    process: str
+    type: str
+    node: str | None
+    at: int
+    segment: str = DEFAULT_SEGMENT
+    attrs: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"Event({self.type} {self.order_id}/{self.node} at={self.at} id={self.event_id})"

@@ -47,7 +47,3 @@ def from_datetime(dt: datetime) -> int:
         raise InstantError("naive datetime has no offset")
     return (dt - _EPOCH) // _ONE_US
 
-
-def seconds(us: int) -> float:
-    """Microseconds -> seconds, as the float the outputs carry."""
-    return us / US

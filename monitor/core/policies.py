@@ -14,9 +14,8 @@ from typing import Any
 
 from .calendars import ALWAYS_OPEN, WEEKDAYS, AlwaysOpen, CalendarError, WeeklyCalendar, parse_range
 from .durations import DurationError, parse_duration
+from .vocabulary import DEFAULT_SEGMENT, ORDER_NODE
 
-ORDER_NODE = "__order__"
-DEFAULT_SEGMENT = "default"
 _POLICY_FIELDS = {"process", "version", "calendar", "early_warning", "target", "order", "nodes", "segments"}
 _LIMIT_FIELDS = {"commitment", "tolerance", "owner"}
 
@@ -87,6 +86,11 @@ class PolicySet:
 
     def get(self, process: str) -> Policy | None:
         return self.policies.get(process)
+
+    def segment_label(self, process: str, segment: str) -> str:
+        """The metrics' segment label of a run: its segment when the process's policy names it, else default."""
+        policy = self.policies.get(process)
+        return policy.segment_label(segment) if policy is not None else DEFAULT_SEGMENT
 
 
 class _Collector:

@@ -1,24 +1,26 @@
-"""The output records of CONTRACTS.md section 4 (warnings and outcomes), built from runs."""
+"""The records of CONTRACTS.md section 4 (warnings and outcomes), and the view of an open run judged at an
+instant (the query API's table runs), built from runs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .engine import OrderState, Run
+from .engine import OrderState, Run, level_of
 from .instants import US, format_instant
+from .vocabulary import CROSSING_KINDS, LEVELS
+
+# The fields every warning and outcome carries about its run, in record order.
+RUN_FIELDS = ("order_id", "process", "node", "run", "segment", "owner", "policy_version", "attrs")
+# The fields of a warning record, in record order (`detected_at` only on the live monitor's).
+WARNING_FIELDS = (
+    "warning_id", "kind", *RUN_FIELDS, "state", "started_at", "crossed_at", "detected_at", "elapsed_s",
+    "commitment_s", "tolerance_s",
+)
 
 
 def run_fields(state: OrderState, run: Run) -> dict[str, Any]:
-    return {
-        "order_id": state.order_id,
-        "process": state.process,
-        "node": run.node,
-        "run": run.number,
-        "segment": run.segment,
-        "owner": run.owner,
-        "policy_version": run.version,
-        "attrs": run.attrs or {},
-    }
+    return dict(zip(RUN_FIELDS, (state.order_id, state.process, run.node, run.number, run.segment, run.owner,
+                                 run.version, run.attrs or {}), strict=True))
 
 
 def _judged(rec: dict[str, Any], run: Run, run_state: str, instant_field: str, at: int, elapsed: int) -> dict[str, Any]:
@@ -31,12 +33,45 @@ def _judged(rec: dict[str, Any], run: Run, run_state: str, instant_field: str, a
     return rec
 
 
+def warning_id(order_id: str, node: str, run: int, kind: str) -> str:
+    return f"{order_id}:{node}:{run}:{kind}"
+
+
 def warning_record(state: OrderState, run: Run, kind: str, run_state: str, at: int, elapsed: int) -> dict[str, Any]:
     """A warning (without `detected_at`, which only the live monitor adds)."""
-    rec = {"warning_id": f"{state.order_id}:{run.node}:{run.number}:{kind}", "kind": kind}
+    rec = {"warning_id": warning_id(state.order_id, run.node, run.number, kind), "kind": kind}
     rec.update(run_fields(state, run))
     return _judged(rec, run, run_state, "crossed_at", at, elapsed)
 
 
 def outcome_record(state: OrderState, run: Run, run_state: str, ended_at: int, elapsed: int) -> dict[str, Any]:
     return _judged(run_fields(state, run), run, run_state, "ended_at", ended_at, elapsed)
+
+
+def announced_crossings(run: Run) -> list[str]:
+    """The crossing kinds announced for an open run, in order (`approaching` only when the policy has it)."""
+    first = 0 if run.approaching is not None else 1
+    return list(CROSSING_KINDS[first:run.announced])
+
+
+def open_run_view(run: Run, now: int) -> dict[str, Any]:
+    """An open run judged at `now` (microseconds): state, level, pause and elapsed as of then."""
+    elapsed = run.elapsed(now)
+    return {
+        "node": run.node,
+        "run": run.number,
+        "state": run.judge(now),
+        "level": LEVELS[level_of(elapsed, run.commitment, run.tolerance)],
+        "segment": run.segment,
+        "owner": run.owner,
+        "policy_version": run.version,
+        "attrs": run.attrs or {},
+        "started_at": format_instant(run.started_at),
+        "ended_at": None,
+        "paused": run.paused_at is not None,
+        "paused_at": None if run.paused_at is None else format_instant(run.paused_at),
+        "elapsed_s": elapsed / US,
+        "commitment_s": run.commitment / US,
+        "tolerance_s": run.tolerance / US,
+        "crossings": announced_crossings(run),
+    }

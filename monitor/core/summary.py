@@ -5,7 +5,8 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from .engine import (
+from .instants import US
+from .vocabulary import (
     CANCELLED,
     COMPLETED_ACCEPTABLE,
     COMPLETED_NORMAL,
@@ -15,7 +16,6 @@ from .engine import (
     IN_PROGRESS_WARNING,
     STATES,
 )
-from .instants import US
 
 TIGHTEN_AT = 0.9  # rates.normal >= this: the commitment is easy to keep
 IMPROVE_BELOW = 0.1  # rates.normal < this: the flow needs fixing

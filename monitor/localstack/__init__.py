@@ -23,7 +23,7 @@ __all__ = ["StackError", "StackInfo", "down", "fetch", "read_state", "session_st
 
 def __getattr__(name: str) -> Any:
     if name == "fetch":
-        from .kafka_server import fetch
+        from .kafka_jars import fetch
 
         return fetch
     if name == "StackError":

@@ -69,7 +69,8 @@ def _fail(e: Exception) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from .kafka_server import jars_ready, kafka_version, libs_dir, runtime
+    from .kafka_jars import jars_ready, kafka_version, libs_dir
+    from .kafka_server import runtime
     from .procs import StackError
 
     try:
@@ -86,10 +87,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from .procs import StackError
-    from .stack import KAFKA_START_TIMEOUT, up
+    from .stack import up
 
     try:
-        info = up(args.dir, redis_aof=args.redis_aof, timeout=args.timeout or KAFKA_START_TIMEOUT)
+        info = up(args.dir, redis_aof=args.redis_aof, timeout=args.timeout)
     except StackError as e:
         return _fail(e)
     except KeyboardInterrupt:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -23,18 +22,16 @@ import shutil
 import subprocess
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import paths
+from .kafka_jars import MARKER, classpath, fetch, file_lock, kafka_version, version_dir
 from .procs import LOOPBACK, StackError, alive, port_open, say, spawn, tail
 
 Progress = Callable[[str], None]
 
-MAVEN_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
-MARKER = "fetched.json"
 NODE_ID = 1
 
 # Small and quick to start on a 2-core machine; SLAMON_KAFKA_JVM_OPTS replaces these (space-separated).
@@ -42,103 +39,6 @@ NODE_ID = 1
 # that benchmarks against the local stack measure a normally compiled broker.
 DEFAULT_JVM_OPTS = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:+ExitOnOutOfMemoryError",
                     "-Djava.awt.headless=true"]
-
-
-# ----------------------------------------------------------------------------------------------- the jars
-
-
-def kafka_version() -> str:
-    """The Kafka version pinned in deploy/local/pom.xml."""
-    root = ET.parse(paths.POM).getroot()
-    version = root.findtext("m:properties/m:kafka.version", namespaces=MAVEN_NS)
-    if not version:
-        raise StackError(f"{paths.POM} has no <properties><kafka.version>")
-    return version.strip()
-
-
-def version_dir(version: str | None = None) -> Path:
-    return paths.cache_dir() / "kafka" / (version or kafka_version())
-
-
-def libs_dir(version: str | None = None) -> Path:
-    """Where the broker's jars are (or will be) for `version` (default: the pinned one)."""
-    return version_dir(version) / "libs"
-
-
-def _pom_digest() -> str:
-    return hashlib.sha256(paths.POM.read_bytes()).hexdigest()
-
-
-def jars_ready(version: str | None = None) -> bool:
-    """True if the jars of `version` were fetched completely with the current POM."""
-    vdir = version_dir(version)
-    try:
-        marker = json.loads((vdir / MARKER).read_text())
-    except (OSError, ValueError):
-        return False
-    if marker.get("pom_sha256") != _pom_digest():
-        return False
-    libs = vdir / "libs"
-    return bool(marker.get("jars")) and all((libs / jar).is_file() for jar in marker["jars"])
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def fetch(progress: Progress = say) -> Path:
-    """Resolve the pinned Kafka and its runtime from Maven Central into the cache (no-op once done).
-
-    Returns the libs directory, usable as `java -cp '<libs>/*'`.
-    """
-    version = kafka_version()
-    vdir = version_dir(version)
-    libs = vdir / "libs"
-    if jars_ready(version):
-        return libs
-    with _file_lock(vdir / ".lock"):  # a concurrent fetch (make + pytest) waits for the first one
-        if jars_ready(version):
-            return libs
-        mvn = shutil.which("mvn")
-        if not mvn:
-            raise StackError("Maven (`mvn`) is needed to fetch the Kafka jars: apt-get install maven")
-        if not shutil.which("java"):
-            raise StackError("Java 17+ (`java`) is needed to run Kafka: apt-get install openjdk-17-jre-headless")
-        progress(f"resolving Kafka {version} jars from Maven Central (first time only)...")
-        t0 = time.monotonic()
-        partial = vdir / f"libs.partial-{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
-        cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(paths.POM),
-               "dependency:copy-dependencies", "-DincludeScope=runtime", f"-DoutputDirectory={partial}"]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            shutil.rmtree(partial, ignore_errors=True)
-            out = (result.stdout + result.stderr).strip().splitlines()
-            raise StackError(f"Maven could not resolve Kafka {version} (exit {result.returncode}):\n"
-                             + "\n".join(out[-30:]) + f"\ncommand: {' '.join(cmd)}")
-        jars = sorted(p.name for p in partial.glob("*.jar"))
-        if f"kafka_2.13-{version}.jar" not in jars:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise StackError(f"Maven finished but kafka_2.13-{version}.jar is missing from {partial}")
-        check = subprocess.run(["java", "-cp", _classpath(partial, jars), "kafka.Kafka", "--version"],
-                               capture_output=True, text=True, timeout=120)
-        if check.returncode != 0 or version not in check.stdout:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise StackError(f"the fetched jars do not run `kafka.Kafka --version`:\n{check.stdout}{check.stderr}")
-        shutil.rmtree(libs, ignore_errors=True)
-        os.replace(partial, libs)
-        marker = {"kafka_version": version, "pom_sha256": _pom_digest(), "jars": jars,
-                  "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        (vdir / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-        progress(f"Kafka {version}: {len(jars)} jars in {libs} ({time.monotonic() - t0:.1f}s)")
-    return libs
 
 
 # ------------------------------------------------------------------------------------------- the runtime
@@ -161,12 +61,6 @@ class Runtime:
     cds_archive: Path | None = None
 
 
-def _classpath(libs: Path, jars: list[str]) -> str:
-    # explicit and sorted (not 'libs/*', which the JVM expands in directory order) so that the classpath
-    # recorded in the CDS archive always matches
-    return os.pathsep.join(str(libs / jar) for jar in sorted(jars))
-
-
 def runtime(progress: Progress = say, *, prepare: bool = True, retry_failed: bool = False) -> Runtime:
     """Fetch the jars if needed and (once per version and JDK) build the format template and CDS archive.
 
@@ -177,22 +71,22 @@ def runtime(progress: Progress = say, *, prepare: bool = True, retry_failed: boo
     version = kafka_version()
     vdir = version_dir(version)
     jars = json.loads((vdir / MARKER).read_text())["jars"]
-    rt = Runtime(version=version, libs=libs, classpath=_classpath(libs, jars))
+    rt = Runtime(version=version, libs=libs, classpath=classpath(libs, jars))
     template = vdir / "format-template"
     if not (template / "bootstrap.checkpoint").is_file() and prepare:
-        with _file_lock(vdir / ".lock"):
+        with file_lock(vdir / ".lock"):
             if not (template / "bootstrap.checkpoint").is_file():
                 _make_template(rt, template, progress)
     if (template / "bootstrap.checkpoint").is_file():
         rt = replace(rt, template=template)
-    if os.environ.get("SLAMON_KAFKA_CDS", "1") == "0" or os.environ.get("SLAMON_KAFKA_JVM_OPTS"):
+    if not paths.kafka_cds_enabled():
         return rt
     archive = vdir / "cds" / f"kafka-{_jdk_key(rt.classpath)}.jsa"
     failed = archive.with_suffix(".failed")
     if retry_failed and prepare:
         failed.unlink(missing_ok=True)
     if not archive.is_file() and not failed.exists() and prepare:
-        with _file_lock(vdir / ".lock"):
+        with file_lock(vdir / ".lock"):
             if not archive.is_file() and not failed.exists():
                 _train_cds(rt, archive, progress)
     return replace(rt, cds_archive=archive) if archive.is_file() else rt
@@ -318,8 +212,7 @@ def server_properties(port: int, controller_port: int, data_dir: Path) -> dict[s
 
 
 def jvm_opts(tmp_dir: Path, cds_archive: Path | None = None) -> list[str]:
-    env = os.environ.get("SLAMON_KAFKA_JVM_OPTS")
-    opts = env.split() if env else list(DEFAULT_JVM_OPTS)
+    opts = paths.kafka_jvm_opts() or list(DEFAULT_JVM_OPTS)
     if cds_archive:
         opts.append(f"-XX:SharedArchiveFile={cds_archive}")
     # zstd / snappy unpack their native code into java.io.tmpdir: keep it inside the stack dir

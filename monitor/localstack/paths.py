@@ -1,4 +1,6 @@
-"""Where the launcher finds its inputs (repo root, the Maven project) and keeps its outputs (jar cache, state)."""
+"""Where the launcher finds its inputs (repo root, the Maven project) and keeps its outputs (jar cache, state), and
+the development variables it reads (SLAMON_CACHE_DIR, SLAMON_STACK_DIR, SLAMON_KAFKA_*): the launcher is development
+tooling with its own variables, read here and nowhere else (the product's settings are `monitor.settings`)."""
 
 from __future__ import annotations
 
@@ -27,3 +29,19 @@ def default_stack_dir() -> Path:
 def stack_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """An explicit state dir wins over the environment and the default."""
     return Path(path).expanduser().resolve() if path else default_stack_dir()
+
+
+def kafka_jvm_opts() -> list[str] | None:
+    """`$SLAMON_KAFKA_JVM_OPTS` split on spaces: replaces the launcher's JVM options (None: use the defaults)."""
+    env = os.environ.get("SLAMON_KAFKA_JVM_OPTS")
+    return env.split() if env else None
+
+
+def kafka_cds_enabled() -> bool:
+    """Class-data sharing for faster broker starts, unless `$SLAMON_KAFKA_CDS=0` or custom JVM options."""
+    return os.environ.get("SLAMON_KAFKA_CDS", "1") != "0" and kafka_jvm_opts() is None
+
+
+def kafka_start_timeout() -> float:
+    """Seconds to wait for the broker to answer: `$SLAMON_KAFKA_START_TIMEOUT`, else 120."""
+    return float(os.environ.get("SLAMON_KAFKA_START_TIMEOUT", "120"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import kafka_server, paths, redis_server
+from . import kafka_jars, kafka_server, paths, redis_server
 from .kafka_server import KafkaServer
 from .procs import (
     LOOPBACK,
@@ -42,7 +42,6 @@ Progress = Callable[[str], None]
 STATE_FILE = "state.json"
 ENV_FILE = "env"
 STATE_FORMAT = 1
-KAFKA_START_TIMEOUT = float(os.environ.get("SLAMON_KAFKA_START_TIMEOUT", "120"))
 KAFKA_STOP_TIMEOUT = 30.0
 REDIS_START_TIMEOUT = 15.0
 REDIS_STOP_TIMEOUT = 10.0
@@ -132,8 +131,8 @@ def problems(state: dict[str, Any] | None, probe_timeout: float = 5.0) -> list[s
         return ["no stack recorded"]
     found = []
     k, r = state["kafka"], state["redis"]
-    if k.get("version") != kafka_server.kafka_version():
-        found.append(f"Kafka {k.get('version')} runs but {kafka_server.kafka_version()} is pinned")
+    if k.get("version") != kafka_jars.kafka_version():
+        found.append(f"Kafka {k.get('version')} runs but {kafka_jars.kafka_version()} is pinned")
     if not alive(k.get("pid"), k.get("start_time")):
         found.append(f"Kafka (pid {k.get('pid')}) is not running")
     elif not kafka_server.probe(f"{LOOPBACK}:{k['port']}", timeout=probe_timeout):
@@ -155,7 +154,7 @@ def status(state_dir: str | os.PathLike[str] | None = None) -> tuple[dict[str, A
 
 
 def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool = False,
-       timeout: float = KAFKA_START_TIMEOUT, progress: Progress = say) -> StackInfo:
+       timeout: float | None = None, progress: Progress = say) -> StackInfo:
     """Start the stack, or reuse the healthy one already described by `state_dir` (idempotent).
 
     Writes `<state dir>/env`. Anything stale left by an earlier stack in this dir is stopped first.
@@ -178,7 +177,7 @@ def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool = Fal
         rt = kafka_server.runtime(progress)
         for attempt in range(3):
             try:
-                return _start(sdir, rt, redis_aof, timeout, progress)
+                return _start(sdir, rt, redis_aof, timeout or paths.kafka_start_timeout(), progress)
             except StackError as e:
                 if "Address already in use" not in str(e) or attempt == 2:
                     raise

@@ -10,7 +10,6 @@ and catches up when it returns.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from datetime import datetime
@@ -18,9 +17,17 @@ from typing import Any
 
 import orjson
 
+from .. import kafka, redis_client
+from ..catalogue import OUTCOMES, WARNINGS, topic_names
+from ..core.records import RUN_FIELDS
+from ..settings import Settings
 from . import keys
+from .consume import Backoff, consume
 
 log = logging.getLogger("slamon.board")
+
+# The fields a run entry takes from each record that carries them: the run's, and its start and limits.
+MERGED_FIELDS = (*RUN_FIELDS, "started_at", "commitment_s", "tolerance_s")
 
 # KEYS: order hash, breaches, breach-record prefix, owner-index prefix, process-index prefix
 # ARGV: field, record JSON, source ("warning" | "outcome"), crossed_at/ended_at epoch seconds, retention seconds
@@ -32,8 +39,7 @@ if run.breaches == nil or next(run.breaches) == nil then run.breaches = {} end
 if run.crossings == nil or next(run.crossings) == nil then run.crossings = {} end
 local kind = rec.kind
 local ended = (ARGV[3] == 'outcome') or (kind == 'resolved')
-for _, f in ipairs({'order_id', 'process', 'node', 'run', 'segment', 'owner', 'policy_version', 'attrs',
-                    'started_at', 'commitment_s', 'tolerance_s'}) do
+for _, f in ipairs({$MERGED_FIELDS}) do
   if rec[f] ~= nil then run[f] = rec[f] end
 end
 if ended then
@@ -82,7 +88,7 @@ for _, v in ipairs(redis.call('HVALS', KEYS[1])) do
 end
 if all_ended then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5])) else redis.call('PERSIST', KEYS[1]) end
 return 1
-"""
+""".replace("$MERGED_FIELDS", ", ".join(f"'{f}'" for f in MERGED_FIELDS))
 
 
 def epoch(text: str) -> float:
@@ -101,8 +107,8 @@ class Board:
         if "crossed_at" in rec:
             rec["crossed_epoch"] = epoch(rec["crossed_at"])
         ns = self.ns
-        k = [keys.order(ns, rec["order_id"]), keys.breaches(ns), f"{ns}:breach:", f"{ns}:breaches:owner:",
-             f"{ns}:breaches:process:"]
+        k = [keys.order(ns, rec["order_id"]), keys.breaches(ns), keys.breach_prefix(ns), keys.owner_index_prefix(ns),
+             keys.process_index_prefix(ns)]
         return k, [keys.run_field(rec["node"], rec["run"]), orjson.dumps(rec).decode(), source, 0, self.retention]
 
     async def apply(self, records: list[tuple[str, dict[str, Any]]]) -> None:
@@ -116,79 +122,25 @@ class Board:
         await pipe.execute()
 
 
-async def run_board(bootstrap: str, redis_url: str, app_id: str, prefix: str, closed_retention: int,
-                    stop: asyncio.Event | None = None, group: str | None = None) -> None:
-    import redis.asyncio as aioredis
-    from aiokafka import AIOKafkaConsumer
+async def run_board(settings: Settings, stop: asyncio.Event | None = None, group: str | None = None) -> None:
+    """Keep the board of `settings.app_id` in `settings.redis_url` from the warnings and outcomes topics until
+    `stop` is set (consumer group `<app_id>-board`, or `group`)."""
     from redis.exceptions import RedisError
 
-    r = aioredis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
-    board = Board(r, keys.namespace(app_id), closed_retention)
-    consumer = AIOKafkaConsumer(f"{prefix}sla.warnings", f"{prefix}sla.outcomes", bootstrap_servers=bootstrap,
-                                group_id=group or f"{app_id}-board", enable_auto_commit=False,
-                                auto_offset_reset="earliest", client_id=f"{app_id}-board")
+    names = topic_names(settings.topic_prefix)
+    sources = {names[WARNINGS]: "warning", names[OUTCOMES]: "outcome"}
+    r = redis_client.connect(settings.redis_url, timeout=5)
+    board = Board(r, keys.namespace(settings.app_id), int(settings.closed_retention))
+    consumer = kafka.consumer(settings, names[WARNINGS], names[OUTCOMES], client_id=f"{settings.app_id}-board",
+                              group_id=group or f"{settings.app_id}-board", enable_auto_commit=False,
+                              auto_offset_reset="earliest")
     await consumer.start()
-    log.info("board started", extra={"namespace": board.ns, "redis": redis_url})
-    stop = stop or asyncio.Event()
+    log.info("board started", extra={"namespace": board.ns, "redis": settings.redis_url})
     try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
-            records = [("outcome" if tp.topic.endswith("sla.outcomes") else "warning", orjson.loads(m.value))
-                       for tp, msgs in batches.items() for m in msgs]
-            if not records:
-                continue
-            backoff = 0.2
-            while True:
-                try:
-                    await board.apply(records)
-                    break
-                except (RedisError, OSError) as exc:
-                    log.warning("redis did not accept the batch; retrying", extra={"error": str(exc),
-                                                                                    "retry_in_s": backoff})
-                    if stop.is_set():
-                        return
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
-            await consumer.commit()
+        await consume(consumer, lambda batch: board.apply([(sources[t], rec) for t, rec in batch]),
+                      stop or asyncio.Event(), max_records=1000, backoff=Backoff(0.2, 10.0),
+                      transient=(RedisError, OSError), log=log,
+                      retry_message="redis did not accept the batch; retrying")
     finally:
         await consumer.stop()
         await r.aclose()
-
-
-def register(sub: Any) -> None:
-    from ..settings import settings_help
-
-    p = sub.add_parser(
-        "board",
-        help="keep the Redis breach board from sla.warnings and sla.outcomes",
-        description="Consume sla.warnings and sla.outcomes (consumer group <SLAMON_APP_ID>-board) and keep the "
-        "breach board in Redis: open breaches by crossed_at, indexed by owner and process, and every order's runs "
-        "with their level. Idempotent; offsets move on only after Redis accepted the writes.",
-        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.set_defaults(func=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from ..settings import settings_for
-
-    s = settings_for("slamon board")
-    if s is None:
-        return 2
-    return _serve(lambda stop: run_board(s.kafka_bootstrap, s.redis_url, s.app_id, s.topic_prefix,
-                                         int(s.closed_retention), stop))
-
-
-def _serve(main: Any) -> int:
-    """Run `main(stop_event)` until SIGTERM / Ctrl-C, then let it finish its batch."""
-    import signal
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await main(stop)
-
-    asyncio.run(runner())
-    return 0

@@ -1,4 +1,5 @@
-"""The Redis layout of the breach board, shared by the board (writer) and the query API (reader).
+"""The Redis layout of the breach board and the notifier, shared by the board (writer), the notifier and the query
+API (reader).
 
 All keys live under a namespace `slamon:<app id>` so several deployments can share one Redis.
 
@@ -10,15 +11,17 @@ All keys live under a namespace `slamon:<app id>` so several deployments can sha
 | `{ns}:breach:{warning_id}` | string | the warning record (JSON, as on sla.warnings) of an open breach |
 | `{ns}:order:{order_id}` | hash | field `{node}:{run}` -> run record (JSON): the run fields of the last warning or outcome, `level` (normal, acceptable, warning), `state` (one of the seven), `crossings` (kinds announced), `ended_at` (or null); expires `closed_retention` seconds after its last run ended, unless a run of it is still open |
 | `{ns}:workers` | hash | events partition -> base URL of the worker that owns it (written by workers at assignment) |
-| `{ns}:alerts:sent` | hash | warning_id -> endsAt last sent to Alertmanager (the notifier's record of active alerts) |
-| `{ns}:webhook:done` | set | warning_ids delivered to the webhook |
+| `{ns}:alerts:sent` | hash | warning_id -> the alert (JSON) last sent to Alertmanager (the notifier's record of active alerts) |
+| `{ns}:alerts:sent:resolved` | sorted set | member = an ended alert (JSON, `endsAt` = the run's end), score = epoch seconds until which the notifier re-sends it |
 
 A breach stays open until the run ends (`resolved` warning, or an outcome for the run).
 """
 
 from __future__ import annotations
 
-BREACH_KINDS = ("commitment_breached", "tolerance_breached")
+__all__ = ["alerts_resolved", "alerts_sent", "breach", "breach_prefix", "breaches",
+           "breaches_by_owner", "breaches_by_process", "namespace", "order", "owner_index_prefix",
+           "process_index_prefix", "run_field", "run_prefix", "workers"]
 
 
 def namespace(app_id: str) -> str:
@@ -29,16 +32,31 @@ def breaches(ns: str) -> str:
     return f"{ns}:breaches"
 
 
+def owner_index_prefix(ns: str) -> str:
+    """`breaches_by_owner(ns, owner)` is this prefix followed by the owner (or `-`)."""
+    return f"{ns}:breaches:owner:"
+
+
 def breaches_by_owner(ns: str, owner: str | None) -> str:
-    return f"{ns}:breaches:owner:{owner or '-'}"
+    return owner_index_prefix(ns) + (owner or "-")
+
+
+def process_index_prefix(ns: str) -> str:
+    """`breaches_by_process(ns, process)` is this prefix followed by the process."""
+    return f"{ns}:breaches:process:"
 
 
 def breaches_by_process(ns: str, process: str) -> str:
-    return f"{ns}:breaches:process:{process}"
+    return process_index_prefix(ns) + process
+
+
+def breach_prefix(ns: str) -> str:
+    """`breach(ns, warning_id)` is this prefix followed by the warning_id."""
+    return f"{ns}:breach:"
 
 
 def breach(ns: str, warning_id: str) -> str:
-    return f"{ns}:breach:{warning_id}"
+    return breach_prefix(ns) + warning_id
 
 
 def order(ns: str, order_id: str) -> str:
@@ -57,8 +75,8 @@ def alerts_sent(ns: str) -> str:
     return f"{ns}:alerts:sent"
 
 
-def webhook_done(ns: str) -> str:
-    return f"{ns}:webhook:done"
+def alerts_resolved(ns: str) -> str:
+    return f"{ns}:alerts:sent:resolved"
 
 
 def run_prefix(warning_id: str) -> str:

@@ -40,6 +40,3 @@ class DeadlineIndex:
     def size(self, partition: int) -> int:
         return len(self._heaps.get(partition, ()))
 
-    def earliest(self, partition: int) -> int | None:
-        heap = self._heaps.get(partition)
-        return heap[0][0] if heap else None

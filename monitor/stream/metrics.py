@@ -14,20 +14,19 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 
-from ..core.engine import (
-    CANCELLED,
-    COMPLETED_ACCEPTABLE,
-    COMPLETED_NORMAL,
-    COMPLETED_WARNING,
+from ..core.policies import PolicySet
+from ..core.vocabulary import (
     CROSSING_KINDS,
+    DEFAULT_SEGMENT,
+    EVENT_TYPES,
     LEVELS,
+    ORDER_NODE,
+    OUTCOME_STATES,
+    REASONS,
 )
-from ..core.events import EVENT_TYPES, REASONS
-from ..core.policies import DEFAULT_SEGMENT, ORDER_NODE, PolicySet
 
 disable_created_metrics()
 
-OUTCOME_STATES = (COMPLETED_NORMAL, COMPLETED_ACCEPTABLE, COMPLETED_WARNING, CANCELLED)
 RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000, 864000, 2592000)
 DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300)
@@ -57,6 +56,20 @@ class InProgressCollector:
         for key in sorted(keys):
             g.add_metric(list(key), total.get(key, 0))
         yield g
+
+    def assign(self, owned: set[int]) -> None:
+        """The partitions this worker owns now (only theirs are reported); tallies of others are dropped."""
+        self.owned = set(owned)
+        for p in set(self.by_partition) - self.owned:
+            del self.by_partition[p]
+
+    def reset(self, partition: int) -> None:
+        """Start counting a partition again from zero (after recovery, before its runs are added back)."""
+        self.by_partition[partition] = Tally()
+
+    def drop(self, partition: int) -> None:
+        self.by_partition.pop(partition, None)
+        self.owned.discard(partition)
 
     def add(self, partition: int, key: LabelKey, delta: int) -> None:
         tally = self.by_partition.get(partition)

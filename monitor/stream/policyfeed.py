@@ -10,24 +10,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from .. import kafka
+from ..core.instants import US, format_instant
 from ..core.policies import PolicyError, PolicySet, build_policy_set
+from ..settings import Settings
 
 log = logging.getLogger("slamon.policies")
 
 
-def policy_messages(policies: PolicySet) -> list[tuple[bytes, bytes]]:
-    """(key, value) of every policy of a validated set, as published to `sla.policies`."""
-    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def policy_messages(policies: PolicySet, now: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) of every policy of a validated set, as published to `sla.policies` at `now` (microseconds)."""
+    published_at = format_instant(now - now % US)
     out = []
     for name, p in sorted(policies.policies.items()):
         calendars = {p.calendar_name: policies.calendar_documents[p.calendar_name]} if p.calendar_name else {}
         value = {"process": name, "version": p.version, "source": p.source, "document": p.document,
-                 "calendars": calendars, "published_at": now}
+                 "calendars": calendars, "published_at": published_at}
         out.append((name.encode(), orjson.dumps(value, default=str)))
     return out
 
@@ -77,25 +79,21 @@ class PolicyBook:
 class PolicyFeed:
     """Reads `sla.policies` from the beginning (no consumer group), sets `ready` at its end, then follows."""
 
-    def __init__(self, bootstrap: str, topic: str, on_change: Callable[[PolicySet], None]):
-        self.bootstrap = bootstrap
+    def __init__(self, settings: Settings, topic: str, on_change: Callable[[PolicySet], None]):
+        self.settings = settings
         self.topic = topic
         self.on_change = on_change
         self.book = PolicyBook()
         self.ready = asyncio.Event()
-        self._task: asyncio.Task | None = None
 
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", client_id="slamon-policies")
+        consumer = kafka.consumer(self.settings, client_id="slamon-policies", group_id=None,
+                                  enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(self.topic)
-            while not partitions:
-                await consumer._client.force_metadata_update()  # topic just created: wait for its metadata
-                partitions = consumer.partitions_for_topic(self.topic)
+            partitions = await kafka.partitions_of(consumer, self.topic)
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
@@ -116,10 +114,8 @@ class PolicyFeed:
             await consumer.stop()
 
 
-async def publish(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+async def publish(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = kafka.producer(settings, client_id="slamon-policies", acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in messages:

@@ -12,108 +12,94 @@ context of its partition, with the order table as a mapping (bytes keys and valu
   Under lag, warnings wait; they are never announced for a run whose completion is already in the log;
 - keeps the in-progress gauge by announced level, per partition.
 
-Table value: b"<partition> <offset of last applied event> <next deadline or -1>|" + the core's state bytes.
+The table value is `table.encode_value` of the partition, the offset applied, the next deadline and the state.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from ..core.engine import (
-    LEVELS,
-    RESOLVED,
-    Engine,
-    OrderState,
-    Run,
-    announced_level,
-    dump_state,
-    load_state,
-    next_deadline,
-)
-from ..core.events import MALFORMED, Malformed, decode_event
+from ..core.engine import Engine, OrderState, Run, announced_level, load_state, next_deadline
+from ..core.events import Malformed, decode_event
 from ..core.instants import US, format_instant, parse_instant
-from ..core.policies import DEFAULT_SEGMENT
 from ..core.records import outcome_record, warning_record
+from ..core.vocabulary import CANCELLED, LEVELS, MALFORMED, RESOLVED
 from .deadlines import DeadlineIndex
 from .metrics import MonitorMetrics
+from .table import decode_header, encode_value
 
 log = logging.getLogger("slamon.processor")
 
 Emit = Callable[[str, bytes | None, bytes], None]  # (output: warnings|outcomes|deadletter, key, value)
 
 
-def encode_value(partition: int, offset: int, deadline: int | None, state: OrderState) -> bytes:
-    return b"%d %d %d|" % (partition, offset, -1 if deadline is None else deadline) + dump_state(state)
-
-
-def decode_header(value: bytes) -> tuple[int, int, int | None, bytes]:
-    head, _, body = value.partition(b"|")
-    p, off, dl = head.split()
-    deadline = int(dl)
-    return int(p), int(off), (None if deadline < 0 else deadline), body
-
-
+@dataclass(slots=True)
 class PartitionClock:
-    __slots__ = ("applied_offset", "applied_write_time", "watermark")
-
-    def __init__(self) -> None:
-        self.applied_offset: int | None = None  # offset of the last workflow.events message processed
-        self.applied_write_time = 0  # its Kafka timestamp (write time), microseconds
-        self.watermark = 0  # the clock this partition's orders have been advanced to
+    applied_offset: int | None = None  # offset of the last workflow.events message processed
+    applied_write_time: int = 0  # its Kafka timestamp (write time), microseconds
+    watermark: int = 0  # the clock this partition's orders have been advanced to
 
 
 class LiveSink:
-    """Turns what the engine decides into output records, metrics and gauge moves, for one partition."""
+    """Turns what the engine decides for one partition's orders into output records, metrics and gauge moves.
+    The records wait in `out` until the processor hands them to the producer."""
 
-    def __init__(self, processor: Processor):
-        self.p = processor
-        self.partition = 0
+    def __init__(self, partition: int, engine: Engine, metrics: MonitorMetrics, clock: Callable[[], int]):
+        self.partition = partition
+        self.engine = engine
+        self.metrics = metrics
+        self.clock = clock
         self.out: list[tuple[str, bytes, dict[str, Any]]] = []
 
     def _segment(self, state: OrderState, run: Run) -> str:
-        policy = self.p.engine.policies.get(state.process)
-        return policy.segment_label(run.segment) if policy is not None else DEFAULT_SEGMENT
+        return self.engine.policies.segment_label(state.process, run.segment)
+
+    def _gauge(self, state: OrderState, run: Run, seg: str, announced: int, delta: int) -> None:
+        level = LEVELS[announced_level(announced)]
+        self.metrics.in_progress.add(self.partition, (state.process, run.node, seg, level), delta)
+
+    def run_counted(self, state: OrderState, run: Run) -> None:
+        """An open run found in the table after recovery: counted in the gauge at its announced level."""
+        self._gauge(state, run, self._segment(state, run), run.announced, 1)
 
     def run_started(self, state: OrderState, run: Run) -> None:
         seg = self._segment(state, run)
-        self.p.metrics.runs_started.labels(state.process, run.node, seg).inc()
-        self.p.metrics.in_progress.add(self.partition, (state.process, run.node, seg, LEVELS[0]), 1)
+        self.metrics.runs_started.labels(state.process, run.node, seg).inc()
+        self._gauge(state, run, seg, run.announced, 1)
 
     def warning(self, state: OrderState, run: Run, kind: str, run_state: str, at: int, elapsed: int) -> None:
         rec = warning_record(state, run, kind, run_state, at, elapsed)
-        now = self.p.clock()
+        now = self.clock()
         rec["detected_at"] = format_instant(now)
         self.out.append(("warnings", state.order_id.encode(), rec))
         if kind == RESOLVED:
             return
         seg = self._segment(state, run)
-        m = self.p.metrics
+        m = self.metrics
         m.crossings.labels(state.process, run.node, seg, kind).inc()
         m.delay.labels(kind).observe(max(now - at, 0) / US)
         # called before the run counts this crossing: the level moves from before to after it
-        before, after = announced_level(run.crossed), announced_level(run.crossed + 1)
-        if before != after:
-            gauge = self.p.metrics.in_progress
-            gauge.add(self.partition, (state.process, run.node, seg, LEVELS[before]), -1)
-            gauge.add(self.partition, (state.process, run.node, seg, LEVELS[after]), 1)
+        if announced_level(run.announced) != announced_level(run.announced + 1):
+            self._gauge(state, run, seg, run.announced, -1)
+            self._gauge(state, run, seg, run.announced + 1, 1)
 
     def outcome(self, state: OrderState, run: Run, run_state: str, ended_at: int, elapsed: int) -> None:
         rec = outcome_record(state, run, run_state, ended_at, elapsed)
-        rec["detected_at"] = format_instant(self.p.clock())
+        rec["detected_at"] = format_instant(self.clock())
         self.out.append(("outcomes", state.order_id.encode(), rec))
         seg = self._segment(state, run)
-        m = self.p.metrics
+        m = self.metrics
         m.outcomes.labels(state.process, run.node, seg, run_state).inc()
-        if run_state != "cancelled":
+        if run_state != CANCELLED:
             m.duration.labels(state.process, run.node).observe(elapsed / US)
             m.ratio.labels(state.process, run.node).observe(elapsed / run.commitment)
-        m.in_progress.add(self.partition, (state.process, run.node, seg, LEVELS[announced_level(run.crossed)]), -1)
+        self._gauge(state, run, seg, run.announced, -1)
 
 
 class Processor:
@@ -128,7 +114,7 @@ class Processor:
         self.events_topic = events_topic
         self.deadlines = DeadlineIndex()
         self.clocks: dict[int, PartitionClock] = {}
-        self._sink = LiveSink(self)
+        self._sinks: dict[int, LiveSink] = {}
 
     # ---------------------------------------------------------------- assignment
 
@@ -139,9 +125,8 @@ class Processor:
             self.revoke([p])
         entries: dict[int, list[tuple[int, bytes]]] = {p: [] for p in owned}
         applied: dict[int, int] = {}  # highest events offset whose effect is in the table, per partition
-        gauge = self.metrics.in_progress
         for p in owned:
-            gauge.by_partition[p] = Counter()
+            self.metrics.in_progress.reset(p)
         n = 0
         for key, value in items:
             if not value:
@@ -155,10 +140,9 @@ class Processor:
             if deadline is not None:
                 entries[p].append((deadline, key))
             state = load_state(body, self.engine)
-            policy = self.engine.policies.get(state.process)
+            sink = self._sink(p)
             for run in state.runs.values():
-                seg = policy.segment_label(run.segment) if policy is not None else DEFAULT_SEGMENT
-                gauge.add(p, (state.process, run.node, seg, LEVELS[announced_level(run.crossed)]), 1)
+                sink.run_counted(state, run)
         for p in owned:
             self.deadlines.reset(p, entries[p])
             clock = self.clocks.setdefault(p, PartitionClock())
@@ -166,15 +150,15 @@ class Processor:
             # has been processed: the watermark need not wait for Faust's offset commits to say so.
             if p in applied and (clock.applied_offset is None or clock.applied_offset < applied[p]):
                 clock.applied_offset = applied[p]
-        gauge.owned = owned
+        self.metrics.in_progress.assign(owned)
         return n
 
     def revoke(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.deadlines.drop(p)
             self.clocks.pop(p, None)
-            self.metrics.in_progress.by_partition.pop(p, None)
-            self.metrics.in_progress.owned.discard(p)
+            self._sinks.pop(p, None)
+            self.metrics.in_progress.drop(p)
 
     # ---------------------------------------------------------------- messages
 
@@ -184,8 +168,14 @@ class Processor:
             c = self.clocks[partition] = PartitionClock()
         return c
 
-    def _flush(self) -> None:
-        out = self._sink.out
+    def _sink(self, partition: int) -> LiveSink:
+        sink = self._sinks.get(partition)
+        if sink is None:
+            sink = self._sinks[partition] = LiveSink(partition, self.engine, self.metrics, self.clock)
+        return sink
+
+    def _flush(self, sink: LiveSink) -> None:
+        out = sink.out
         for topic, key, rec in out:
             self.emit(topic, key, orjson.dumps(rec))
         out.clear()
@@ -234,14 +224,13 @@ class Processor:
                 if p0 == partition and offset <= last_offset:
                     return  # redelivered after a crash or rebalance: its effect is already in the table
                 state = load_state(body, self.engine)
-            sink = self._sink
-            sink.partition = partition
+            sink = self._sink(partition)
             new, rejection = self.engine.apply(state, ev, sink)
             if rejection is not None:
                 self.dead_letter(rejection.reason, rejection.detail, self.events_topic, partition, offset, key, raw)
                 return
             self.metrics.events.labels(ev.process, ev.type).inc()
-            self._flush()  # outputs before the table write: see _store
+            self._flush(sink)  # outputs before the table write: see _store
             self._store(tkey, partition, offset, new)  # type: ignore[arg-type]
         finally:
             clock.applied_offset = offset
@@ -269,8 +258,7 @@ class Processor:
         if mark > clock.watermark:
             clock.watermark = mark
         wm = clock.watermark
-        sink = self._sink
-        sink.partition = partition
+        sink = self._sink(partition)
         for deadline, key in list(self.deadlines.pop_due(partition, wm)):
             value = self.table.get(key)
             if not value:
@@ -283,6 +271,6 @@ class Processor:
                 del self.table[key]
                 continue
             self.engine.advance(state, wm, sink)
-            self._flush()
+            self._flush(sink)
             self._store(key, partition, offset, state)
         return wm

@@ -21,8 +21,9 @@ import orjson
 import pytest
 import yaml
 
-from monitor.api import API_DISABLED, partition_for
+from monitor.core.vocabulary import BREACH_KINDS
 from monitor.oncall import keys
+from monitor.query import API_DISABLED, partition_for
 
 from .live import ROOT, Topics, Worker, event, free_port, now, seconds, wait_for, worker_env
 
@@ -135,7 +136,7 @@ def write_board(r: Any, ns: str, warnings: list[dict[str, Any]], outcomes: list[
         if got["outcome"]:
             continue
         for w in crossings:
-            if w["kind"] not in keys.BREACH_KINDS:
+            if w["kind"] not in BREACH_KINDS:
                 continue
             score = {w["warning_id"]: epoch(w["crossed_at"])}
             pipe.zadd(keys.breaches(ns), score)
@@ -198,7 +199,7 @@ def env(stack, tmp_path_factory):
         def complete():
             ws = [w for w in e.topics.records("sla.warnings") if w["order_id"] in ours]
             os_ = [o for o in e.topics.records("sla.outcomes") if o["order_id"] in ours]
-            crossings = [w for w in ws if w["kind"] in keys.BREACH_KINDS]
+            crossings = [w for w in ws if w["kind"] in BREACH_KINDS]
             # a1 quick C, a1 fast C T, a2 fast C T, q1 fast C T, a3 quick C; a1 done:1 and a2 fast:1 ended
             return (ws, os_) if len(crossings) >= 8 and len(os_) >= 2 else None
 
@@ -282,7 +283,7 @@ def test_breaches_oldest_first_and_filters(env):
         return body["breaches"]
 
     everything = get()
-    opened = [w for w in env.warnings if w["kind"] in keys.BREACH_KINDS and w["order_id"] != env.a2]
+    opened = [w for w in env.warnings if w["kind"] in BREACH_KINDS and w["order_id"] != env.a2]
     assert sorted(b["warning_id"] for b in everything) == sorted(w["warning_id"] for w in opened)
     assert len(everything) == 6
     crossed = [epoch(b["crossed_at"]) for b in everything]

@@ -19,7 +19,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from jsonschema import Draft202012Validator
 
-from monitor.topics import apply_topics, catalogue_by_name, load_catalogue, load_schema
+from monitor.catalogue import catalogue_by_name, load_catalogue, load_schema
+from monitor.catalogue.admin import apply_topics
+from monitor.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +37,10 @@ def slamon_topics(*args: str) -> subprocess.CompletedProcess:
 
 def lines_by_topic(stdout: str) -> dict[str, str]:
     return {line.split(":", 1)[0]: line for line in stdout.splitlines() if ":" in line}
+
+
+def kafka_settings(bootstrap: str) -> Settings:
+    return Settings.from_env({"SLAMON_KAFKA_BOOTSTRAP": bootstrap})
 
 
 async def _with_admin(bootstrap: str, fn):
@@ -123,7 +129,7 @@ def test_apply_creates_every_topic_then_reports_ok(stack, prefix):
     assert all(line.startswith(f"{name}: ok") for name, line in lines.items()), second.stdout
 
     # the Python API the worker uses says the same
-    reports = asyncio.run(apply_topics(bootstrap, load_catalogue(partitions=4, prefix=prefix)))
+    reports = asyncio.run(apply_topics(kafka_settings(bootstrap), load_catalogue(partitions=4, prefix=prefix)))
     assert [(r.topic, r.status) for r in reports] == [(n, "ok") for n in names]
 
     # without --partitions the catalogue wants 6 for workflow.events: reported, not changed
@@ -164,7 +170,7 @@ def test_apply_reports_differences_and_changes_nothing(stack, prefix):
     assert configs[policies]["cleanup.policy"] == "delete"
 
     # the same through the Python API
-    by = {r.topic: r for r in asyncio.run(apply_topics(bootstrap, load_catalogue(partitions=5, prefix=prefix)))}
+    by = {r.topic: r for r in asyncio.run(apply_topics(kafka_settings(bootstrap), load_catalogue(partitions=5, prefix=prefix)))}
     assert by[events].status == "differs"
     assert [(d.setting, d.wanted, d.actual) for d in by[events].differences] == [("partitions", "5", "2")]
     assert by[ticks].status == "ok"
@@ -252,7 +258,7 @@ def test_concurrent_applies_race_safely(stack, prefix):
     specs = load_catalogue(partitions=2, prefix=prefix)
 
     async def go():
-        return await asyncio.gather(*(apply_topics(bootstrap, specs, client_id=f"w{i}") for i in range(4)))
+        return await asyncio.gather(*(apply_topics(kafka_settings(bootstrap), specs, client_id=f"w{i}") for i in range(4)))
 
     results = asyncio.run(go())
     for reports in results:

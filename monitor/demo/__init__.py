@@ -1,0 +1,1 @@
+"""The demo (development tooling): an order generator, a live view of warnings, and the whole local run."""

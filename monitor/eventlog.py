@@ -1,0 +1,103 @@
+"""Event log files: JSON Lines or CSV, optionally gzipped, read into events; and the replay of such a file."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import gzip
+import io
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO, Protocol
+
+from .core.events import Event, Malformed, decode_event, event_from_object
+from .core.policies import PolicySet
+from .core.replay import Item, Unsorted, replay
+
+
+class Progress(Protocol):
+    def update(self, done: int, total: int) -> None: ...
+
+    def done(self) -> None: ...
+
+
+def _open_binary(path: str) -> tuple[BinaryIO, BinaryIO, int]:
+    """(stream to read, raw file for progress, total raw bytes); gzip is recognised by its magic bytes."""
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
+    size = os.fstat(raw.fileno()).st_size
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=raw), raw, size  # type: ignore[return-value]
+    return raw, raw, size
+
+
+def _is_csv(path: str, first_line: bytes) -> bool:
+    name = path.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return True
+    if name.endswith((".jsonl", ".json", ".ndjson")):
+        return False
+    stripped = first_line.lstrip()
+    return not stripped.startswith((b"{", b"[", b'"')) and b"event_id" in stripped and b"," in stripped
+
+
+def read_events(path: str, progress: Progress | None = None) -> Iterator[Item]:
+    """Events of a JSON Lines or CSV file, each an Event or a Malformed (with the reason)."""
+    stream, raw, size = _open_binary(path)
+    with raw, stream:
+        buffered = io.BufferedReader(stream) if not hasattr(stream, "peek") else stream
+        if buffered.peek(3)[:3] == b"\xef\xbb\xbf":  # type: ignore[union-attr]
+            buffered.read(3)  # a UTF-8 byte order mark (spreadsheet exports write one): not part of the data
+        first = buffered.peek(4096).split(b"\n", 1)[0]  # type: ignore[union-attr]
+        lines: Iterable[bytes] = buffered
+        if _is_csv(path, first):
+            yield from _csv_events(io.TextIOWrapper(buffered, encoding="utf-8", newline=""), progress, raw, size)
+            return
+        for n, line in enumerate(lines):
+            if progress is not None and n % 50_000 == 0:
+                progress.update(raw.tell(), size)
+            if not line.strip():
+                continue
+            try:
+                yield decode_event(line)
+            except Malformed as exc:
+                yield exc
+
+
+def _csv_events(text: io.TextIOWrapper, progress: Progress | None, raw: BinaryIO, size: int) -> Iterator[Item]:
+    reader = csv.DictReader(text)
+    for n, row in enumerate(reader):
+        if progress is not None and n % 50_000 == 0:
+            progress.update(raw.tell(), size)
+        if None in row:  # more cells than header names
+            yield Malformed("more cells than the header has names")
+            continue
+        obj = {k: v for k, v in row.items() if v not in ("", None) and k != "attrs"}
+        if not obj:
+            continue
+        try:
+            yield event_from_object(obj)
+        except Malformed as exc:
+            yield exc
+
+
+def replay_file(policies: PolicySet, path: str, now: int | None = None,
+                progress: Progress | None = None) -> dict[str, Any]:
+    """Replay an event log file (see `core.replay.replay`), in one pass when its events are in time order."""
+    # A replay builds millions of small objects and no reference cycles: the cyclic collector would rescan the
+    # growing heap again and again for nothing (a fifth of the run time on a million events).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        try:
+            return replay(policies, read_events(path, progress), now, require_sorted=True)
+        except Unsorted:
+            items = list(read_events(path, progress))
+            events = sorted((i for i in items if type(i) is Event), key=lambda e: e.at)  # stable
+            malformed = [i for i in items if type(i) is not Event]
+            return replay(policies, [*malformed, *events], now)
+    finally:
+        if collecting:
+            gc.enable()
+        if progress is not None:
+            progress.done()

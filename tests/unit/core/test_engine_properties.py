@@ -1,0 +1,152 @@
+"""Properties of working time and of the engine, over generated calendars, events and tick patterns."""
+
+from datetime import date, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.core.calendars import ALWAYS_OPEN, WeeklyCalendar
+from monitor.core.engine import Engine
+from monitor.core.events import Event
+from monitor.core.instants import parse_instant
+
+from ..helpers import Recorder, policies
+
+US = 1_000_000
+BASE = parse_instant("2026-03-20T00:00:00Z")  # spans the European and US spring DST changes
+SPAN = 40 * 86400 * US
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Shanghai", "Australia/Lord_Howe"]
+
+
+@st.composite
+def calendars(draw):
+    hours = {}
+    for day in range(7):
+        cuts = sorted(draw(st.sets(st.integers(0, 96), max_size=6)))
+        ranges = [(cuts[i] * 15, cuts[i + 1] * 15) for i in range(0, len(cuts) - 1, 2) if cuts[i] < cuts[i + 1]]
+        if ranges:
+            hours[day] = ranges
+    if not hours:
+        hours = {0: [(540, 1020)]}
+    holidays = {date(2026, 3, 20) + timedelta(days=d) for d in draw(st.sets(st.integers(0, 40), max_size=5))}
+    return WeeklyCalendar("gen", draw(st.sampled_from(ZONES)), hours, holidays)
+
+
+QUARTER = 15 * 60 * US
+# Random instants, and instants on the quarter hours where calendar ranges begin and end (so that limits used
+# up exactly at the end of a working period are common, not a measure-zero accident).
+instants = st.one_of(st.integers(BASE, BASE + SPAN), st.integers(0, SPAN // QUARTER).map(lambda q: BASE + q * QUARTER))
+amounts = st.one_of(st.integers(0, 5 * 86400 * US), st.integers(0, 5 * 96).map(lambda q: q * QUARTER))
+
+
+@settings(max_examples=200, deadline=None)
+@given(calendars(), instants, instants, instants)
+def test_working_time_is_additive_over_adjacent_intervals(cal, a, b, c):
+    a, b, c = sorted((a, b, c))
+    assert cal.working(a, b) + cal.working(b, c) == cal.working(a, c)
+    assert 0 <= cal.working(a, c) <= c - a
+
+
+@settings(max_examples=200, deadline=None)
+@given(calendars(), instants, amounts)
+def test_used_up_is_the_latest_instant_with_that_working_time(cal, start, amount):
+    t = cal.used_up(start, amount)
+    assert t >= start
+    assert cal.working(start, t) == amount
+    assert cal.working(start, t + 1) == amount + 1  # working time resumes right at t: no later instant fits
+
+
+@settings(max_examples=100, deadline=None)
+@given(instants, amounts)
+def test_always_open_inverse(start, amount):
+    assert ALWAYS_OPEN.working(start, ALWAYS_OPEN.used_up(start, amount)) == amount
+
+
+# ---------------------------------------------------------------- engine under arbitrary tick patterns
+
+POLICY = {"process": "p", "early_warning": 0.5, "calendar": "cal",
+          "order": {"commitment": "3h", "tolerance": "5h"},
+          "nodes": {"a": {"commitment": "20m", "tolerance": "50m"}, "b": {"commitment": "1h", "tolerance": "1h"}}}
+CAL = {"calendars": {"cal": {"timezone": "Europe/Berlin", "hours": {d: ["08:00-12:00", "13:00-20:00"] for d in
+                                                                      ("mon", "tue", "wed", "thu", "fri", "sat")}}}}
+
+
+@st.composite
+def order_events(draw):
+    """A plausible life of several orders: starts, pauses, resumes, ends, with gaps in minutes."""
+    events = []
+    n = 0
+    for o in range(draw(st.integers(1, 3))):
+        t = BASE + draw(st.integers(0, 3 * 86400)) * US
+        open_runs: dict[str, bool] = {}  # node -> paused?
+        for _ in range(draw(st.integers(1, 12))):
+            t += draw(st.integers(0, 120)) * 60 * US
+            node = draw(st.sampled_from("ab"))
+            if node not in open_runs:
+                etype = "node_started"
+                open_runs[node] = False
+            else:
+                etype = draw(st.sampled_from(["node_completed", "node_cancelled", "pause_or_resume"]))
+                if etype == "pause_or_resume":
+                    etype = "node_resumed" if open_runs[node] else "node_paused"
+                    open_runs[node] = not open_runs[node]
+                else:
+                    del open_runs[node]
+            n += 1
+            events.append(Event(f"e{n}", f"o{o}", "p", etype, node, t))
+        if draw(st.booleans()):
+            n += 1
+            events.append(Event(f"e{n}", f"o{o}", "p", draw(st.sampled_from(["order_completed", "order_cancelled"])),
+                                None, t + draw(st.integers(0, 300)) * 60 * US))
+    return sorted(events, key=lambda e: e.at)
+
+
+def drive(events, ticks, end):
+    engine, rec = Engine(policies(POLICY, calendars=CAL)), Recorder()
+    states = {}
+    ticks = sorted(ticks)
+    for e in events:
+        while ticks and ticks[0] <= e.at:  # ticks before the event, at most at its time
+            now = ticks.pop(0)
+            for s in states.values():
+                engine.advance(s, now, rec)
+        s, rej = engine.apply(states.get(e.order_id), e, rec)
+        assert rej is None, rej
+        states[e.order_id] = s
+    for now in [*ticks, end]:
+        for s in states.values():
+            engine.advance(s, now, rec)
+    return rec
+
+
+@settings(max_examples=150, deadline=None)
+@given(order_events(), st.lists(instants, max_size=25))
+def test_any_tick_pattern_gives_the_warnings_of_one_final_advance(events, ticks):
+    end = BASE + SPAN + 86400 * US
+    reference = drive(events, [], end)
+    ticked = drive(events, ticks, end)
+    assert sorted(map(str, ticked.warnings)) == sorted(map(str, reference.warnings))
+    assert ticked.outcomes == reference.outcomes
+    ids = [w["warning_id"] for w in ticked.warnings]
+    assert len(ids) == len(set(ids))
+
+
+@settings(max_examples=100, deadline=None)
+@given(order_events(), instants, instants)
+def test_advance_is_idempotent_and_monotone(events, t1, t2):
+    t1, t2 = sorted((t1, t2))
+    engine, rec = Engine(policies(POLICY, calendars=CAL)), Recorder()
+    states = {}
+    for e in events:
+        states[e.order_id], _ = engine.apply(states.get(e.order_id), e, rec)
+    base = len(rec.warnings)
+    for s in states.values():
+        engine.advance(s, t1, rec)
+    first = len(rec.warnings)
+    for s in states.values():
+        engine.advance(s, t1, rec)
+    assert len(rec.warnings) == first  # idempotent
+    for s in states.values():
+        engine.advance(s, t2, rec)
+    assert len(rec.warnings) >= first  # monotone: later clocks only add
+    assert all(parse_instant(w["crossed_at"]) < t2 for w in rec.warnings[base:])

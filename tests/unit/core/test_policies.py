@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+
+from monitor.core.policies import PolicyError, build_policy_set, load_policy_dir
+
+GOOD = """
+process: broadband_install
+version: 3
+calendar: cn-office
+early_warning: 0.8
+target: 0.95
+order: {commitment: 5d, tolerance: 7d, owner: delivery-desk}
+nodes:
+  site_survey:  {commitment: 4h, tolerance: 8h, owner: field-ops}
+  installation: {commitment: 1d12h, tolerance: 3d, owner: install-team}
+segments:
+  enterprise:
+    site_survey: {commitment: 2h, tolerance: 4h}
+"""
+CALENDARS = """
+calendars:
+  cn-office:
+    timezone: Asia/Shanghai
+    hours:
+      mon: ["09:00-12:00", "13:00-18:00"]
+      tue: ["09:00-12:00", "13:00-18:00"]
+    holidays: ["2026-10-01", "2026-10-02"]
+"""
+H = 3600 * 1_000_000
+
+
+def write(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_contract_example_loads_with_effective_limits(tmp_path):
+    ps, warnings = load_policy_dir(write(tmp_path, {"broadband.yaml": GOOD, "calendars.yaml": CALENDARS}))
+    p = ps.get("broadband_install")
+    assert warnings == []
+    assert p.version == 3 and p.calendar_name == "cn-office" and p.target == 0.95
+    assert p.limits("site_survey", "enterprise").commitment == 2 * H
+    assert p.limits("site_survey", "enterprise").owner == "field-ops"  # field by field
+    assert p.limits("site_survey", "retail").commitment == 4 * H
+    assert p.limits("installation", "enterprise").tolerance == 72 * H
+    assert p.limits("site_survey", "default").approaching == round(0.8 * 4 * H)
+    assert p.order.commitment == 120 * H and p.order.owner == "delivery-desk"
+    assert p.segment_label("enterprise") == "enterprise" and p.segment_label("gold") == "default"
+
+
+@pytest.mark.parametrize(
+    ("patch", "field", "problem"),
+    [
+        (("tolerance: 8h, owner: field-ops", "tolerance: 2h, owner: field-ops"), "nodes.site_survey.tolerance", "less than commitment"),
+        (("commitment: 4h", "commitment: 0s"), "nodes.site_survey.commitment", "positive"),
+        (("commitment: 4h", "commitment: four hours"), "nodes.site_survey.commitment", "unreadable duration"),
+        (("calendar: cn-office", "calendar: mars"), "calendar", "unknown calendar"),
+        (("early_warning: 0.8", "early_warning: 1.5"), "early_warning", "fraction"),
+        (("version: 3", "version: three"), "version", "integer"),
+        (("site_survey: {commitment: 2h, tolerance: 4h}", "site_survey: {tolerance: 1h}"), "segments.enterprise.site_survey.tolerance", "less than commitment"),
+        (("    site_survey: {commitment: 2h", "    nosuch: {commitment: 2h"), "segments.enterprise.nosuch", "unknown node"),
+    ],
+)
+def test_bad_policies_name_file_field_and_problem(tmp_path, patch, field, problem):
+    text = GOOD.replace(*patch)
+    assert text != GOOD
+    d = write(tmp_path, {"broadband.yaml": text, "calendars.yaml": CALENDARS})
+    with pytest.raises(PolicyError) as err:
+        load_policy_dir(d)
+    msg = str(err.value)
+    assert str(d / "broadband.yaml") in msg and field in msg and problem in msg
+
+
+def test_bad_calendar_and_yaml_are_reported(tmp_path):
+    d = write(tmp_path, {"a.yaml": "process: a\nnodes: {x: {commitment: 1h, tolerance: 1h}\n",
+                         "calendars.yaml": CALENDARS.replace("Asia/Shanghai", "Nowhere/City")})
+    with pytest.raises(PolicyError) as err:
+        load_policy_dir(d)
+    text = str(err.value)
+    assert "a.yaml: (file): not readable YAML" in text
+    assert "calendars.yaml: calendars.cn-office.timezone: unknown time zone" in text
+
+
+def test_a_calendar_without_hours_says_so():
+    doc = {"calendars": {"closed": {"timezone": "Europe/Berlin", "hours": {}}}}
+    with pytest.raises(PolicyError) as err:
+        build_policy_set([("x.yaml", {"process": "x", "nodes": {"n": {"commitment": 5, "tolerance": 9}}})], doc)
+    assert "calendars.yaml: calendars.closed.hours: no working hours" in str(err.value)
+
+
+def test_duplicate_process_and_empty_directory(tmp_path):
+    with pytest.raises(PolicyError, match="no policy files"):
+        load_policy_dir(tmp_path)
+    write(tmp_path, {"a.yaml": "process: p\nnodes: {x: {commitment: 1h, tolerance: 1h}}\n",
+                     "b.yaml": "process: p\nnodes: {x: {commitment: 1h, tolerance: 1h}}\n"})
+    with pytest.raises(PolicyError, match="b.yaml: process: 'p' is also defined in"):
+        load_policy_dir(tmp_path)
+
+
+def test_unknown_fields_are_warned_not_fatal():
+    _, warnings = build_policy_set([("x.yaml", {"process": "x", "descr": "hi",
+                                                "nodes": {"n": {"commitment": 5, "tolerance": 9, "sla": 1}}})])
+    assert [str(w) for w in warnings] == ["x.yaml: descr: unknown field, ignored",
+                                          "x.yaml: nodes.n.sla: unknown field, ignored"]

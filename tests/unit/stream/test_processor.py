@@ -1,0 +1,227 @@
+"""The live processor without Kafka: a dict as the order table, a list as the output topics."""
+
+import base64
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+
+from monitor.core.engine import Engine
+from monitor.core.instants import format_instant, parse_instant
+from monitor.stream.metrics import MonitorMetrics
+from monitor.stream.processor import Processor
+from monitor.stream.table import decode_header
+
+from ..helpers import policies
+
+T0 = parse_instant("2026-11-21T08:00:00Z")
+S = 1_000_000
+POLICY = {"process": "p", "nodes": {"n": {"commitment": "3s", "tolerance": "10s"}},
+          "segments": {"gold": {"n": {"commitment": "2s"}}}}
+
+
+class Harness:
+    def __init__(self):
+        self.table: dict[bytes, bytes] = {}
+        self.out: list[tuple[str, bytes | None, dict]] = []
+        self.now = T0
+        self.metrics = MonitorMetrics(CollectorRegistry())
+        self.engine = Engine(policies(POLICY))
+        self.metrics.prime(self.engine.policies)
+        self.proc = Processor(self.engine, self.table, lambda t, k, v: self.out.append((t, k, orjson.loads(v))),
+                              self.metrics, lambda: self.now, closed_retention_us=60 * S)
+        self.offsets: dict[int, int] = {}
+        self.proc.rebuild([0, 1, 3], [])  # assignment: this worker owns partitions 0, 1 and 3
+
+    def event(self, etype, at_s, order="o1", partition=0, write_s=None, raw=None, **extra):
+        body = {"event_id": f"{order}-{etype}-{at_s}", "order_id": order, "process": "p", "type": etype,
+                "node": "n", "at": format_instant(T0 + int(at_s * S)), **extra}
+        offset = self.offsets.get(partition, -1) + 1
+        self.offsets[partition] = offset
+        self.proc.on_event(partition, offset, (T0 + int((write_s if write_s is not None else at_s) * S)) // 1000,
+                           order.encode(), raw if raw is not None else orjson.dumps(body))
+        return offset
+
+    def tick(self, now_s, partition=0, end=None, committed=None):
+        self.now = T0 + int(now_s * S)
+        end = self.offsets.get(partition, -1) + 1 if end is None else end
+        return self.proc.on_tick(partition, orjson.dumps({"now": format_instant(self.now), "end_offset": end}), committed)
+
+    def warnings(self):
+        return [(v["kind"], v["crossed_at"]) for t, _, v in self.out if t == "warnings"]
+
+    def gauge(self, level, segment="default"):
+        return self.metrics.registry.get_sample_value(
+            "sla_runs_in_progress", {"process": "p", "node": "n", "segment": segment, "level": level})
+
+
+def test_nothing_arrives_a_tick_announces_the_breach_once():
+    h = Harness()
+    h.event("node_started", 0)
+    assert h.gauge("normal") == 1
+    h.tick(2.9)
+    assert h.warnings() == []
+    h.tick(3.5)
+    h.tick(4.0)
+    assert h.warnings() == [("commitment_breached", "2026-11-21T08:00:03Z")]
+    w = next(v for t, _, v in h.out if t == "warnings")
+    assert w["detected_at"] == "2026-11-21T08:00:03.500000Z"
+    assert h.metrics.registry.get_sample_value("sla_warning_delay_seconds_sum", {"kind": "commitment_breached"}) == 0.5
+    assert (h.gauge("normal"), h.gauge("acceptable")) == (0, 1)
+
+
+def test_a_tick_overtaking_a_backlog_announces_nothing_false():
+    h = Harness()
+    h.event("node_started", 0)
+    # the completion (at 1s, written at 1s) is in the log at offset 1 but not yet applied when the tick comes
+    wm = h.tick(20, end=2)
+    assert wm == T0 and h.warnings() == []
+    h.event("node_completed", 1)
+    assert h.tick(21) == T0 + 21 * S
+    assert h.warnings() == []
+    assert [v["state"] for t, _, v in h.out if t == "outcomes"] == ["completed_normal"]
+
+
+def test_under_lag_the_watermark_is_the_write_time_of_the_last_applied_event():
+    h = Harness()
+    h.event("node_started", 0, order="a")
+    h.event("node_started", 5, order="b", write_s=5)
+    assert h.tick(30, end=5) == T0 + 5 * S  # 3 more events not applied yet
+    assert h.warnings() == [("commitment_breached", "2026-11-21T08:00:03Z")]
+
+
+def test_no_event_since_assignment_and_nothing_in_the_table_uses_the_committed_offset():
+    h = Harness()
+    h.event("node_completed", 0)  # rejected (no open run): processed, but nothing of it is in the table
+    assert h.table == {}
+    h2 = Harness()
+    h2.proc.rebuild([0], h2.table.items())
+    assert h2.tick(5, end=1, committed=0) == 0  # offset 0 not yet processed by this group
+    assert h2.tick(6, end=1, committed=1) == T0 + 6 * S
+
+
+def test_redelivered_events_are_skipped_and_true_duplicates_dead_lettered():
+    h = Harness()
+    h.event("node_started", 0)
+    value = h.table[b"o1"]
+    h.proc.on_event(0, 0, T0 // 1000, b"o1", orjson.dumps({"event_id": "o1-node_started-0", "order_id": "o1",
+                    "process": "p", "type": "node_started", "node": "n", "at": format_instant(T0)}))
+    assert h.table[b"o1"] == value and h.out == []
+    h.proc.on_event(0, 7, T0 // 1000, b"o1", orjson.dumps({"event_id": "o1-node_started-0", "order_id": "o1",
+                    "process": "p", "type": "node_started", "node": "n", "at": format_instant(T0)}))
+    assert [(t, v["reason"]) for t, _, v in h.out] == [("deadletter", "duplicate_event")]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [(b"\xff\x00garbage", "malformed"), (b'{"event_id": "x"}', "malformed"),
+     (orjson.dumps({"event_id": "u", "order_id": "o9", "process": "zzz", "type": "node_started", "node": "n",
+                    "at": "2026-11-21T08:00:00Z"}), "unknown_process"),
+     (orjson.dumps({"event_id": "u", "order_id": "o9", "process": "p", "type": "node_started", "node": "q",
+                    "at": "2026-11-21T08:00:00Z"}), "unknown_node"),
+     (orjson.dumps({"event_id": "u", "order_id": "o9", "process": "p", "type": "node_completed", "node": "n",
+                    "at": "2026-11-21T08:00:00Z"}), "invalid_transition")],
+)
+def test_invalid_events_go_to_the_dead_letter_topic_with_original_bytes(raw, reason):
+    h = Harness()
+    h.proc.on_event(3, 41, T0 // 1000, b"k", raw)
+    [(topic, key, rec)] = h.out
+    assert topic == "deadletter" and key == b"k"
+    assert rec["reason"] == reason and rec["partition"] == 3 and rec["offset"] == 41 and rec["detail"]
+    original = base64.b64decode(rec["raw"]) if rec["raw_encoding"] == "base64" else rec["raw"].encode()
+    assert original == raw
+    assert h.metrics.registry.get_sample_value("sla_invalid_events_total", {"reason": reason}) == 1
+    assert h.table == {}
+
+
+def test_out_of_order_is_dead_lettered():
+    h = Harness()
+    h.event("node_started", 10)
+    h.event("node_completed", 5)
+    assert [v["reason"] for t, _, v in h.out if t == "deadletter"] == ["out_of_order"]
+
+
+def test_rebuild_restores_heaps_and_gauges_and_revoke_forgets_them():
+    h = Harness()
+    h.event("node_started", 0, order="a", partition=0)
+    h.event("node_started", 0, order="b", partition=1, segment="gold")
+    h.tick(2.5, partition=1)
+    assert h.warnings() == [("commitment_breached", "2026-11-21T08:00:02Z")]
+    h2 = Harness()
+    h2.table.update(h.table)
+    assert h2.proc.rebuild([0, 1], h2.table.items()) == 2
+    assert h2.gauge("normal") == 1 and h2.gauge("acceptable", "gold") == 1
+    h2.proc.revoke([1])
+    assert h2.gauge("acceptable", "gold") == 0
+    h2.tick(4, partition=0)
+    h2.tick(60, partition=1)  # partition 1 is no longer ours: nothing to advance
+    assert h2.warnings() == [("commitment_breached", "2026-11-21T08:00:03Z")]
+
+
+def test_order_completed_leaves_node_runs_open_and_closes_the_order():
+    h = Harness()
+    h.event("node_started", 0)
+    h.event("order_completed", 1)
+    assert h.gauge("normal") == 1  # order_completed leaves node runs open (CONTRACTS section 3)
+    h.event("node_completed", 2)  # rejected: the order is closed
+    assert [v["reason"] for t, _, v in h.out if t == "deadletter"] == ["invalid_transition"]
+
+
+def test_purge_of_finished_order():
+    h = Harness()
+    h.event("node_started", 0)
+    h.event("node_completed", 1)
+    h.event("order_completed", 2)
+    assert decode_header(h.table[b"o1"])[2] == T0 + 62 * S
+    h.tick(61)
+    assert b"o1" in h.table
+    h.tick(63)
+    assert b"o1" not in h.table
+
+
+def test_after_a_handover_the_table_tells_how_far_the_partition_was_applied():
+    h = Harness()
+    h.event("node_started", 0, order="a")
+    h.event("node_started", 0, order="b")
+    new_owner = Harness()
+    new_owner.table.update(h.table)
+    new_owner.proc.rebuild([0], new_owner.table.items())
+    # no event since assignment and no committed offset known: the stored offsets (0 and 1) cover offsets < 2
+    assert new_owner.tick(5, end=2, committed=None) == T0 + 5 * S
+    assert {w[0] for w in new_owner.warnings()} == {"commitment_breached"}
+    # an event beyond what the table holds keeps the clock back
+    newer = Harness()
+    newer.table.update(h.table)
+    newer.proc.rebuild([0], newer.table.items())
+    assert newer.tick(5, end=3, committed=None) == 0
+
+
+class _SequencedTable(dict):
+    """An order table that logs its writes into the same sequence as the outputs."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def __setitem__(self, key, value):
+        self.log.append(("table", key))
+        super().__setitem__(key, value)
+
+
+@pytest.mark.parametrize("by", ["tick", "event"])
+def test_outputs_are_handed_to_the_producer_before_the_table_write_that_records_them(by):
+    # Faust sends changelog records and outputs through one producer queue, in order: the announcement must be
+    # queued first, or a crash between the two would keep "announced" in the table and lose the warning.
+    h = Harness()
+    seq: list[tuple[str, object]] = []
+    h.proc.table = _SequencedTable(seq)
+    h.proc.emit = lambda t, k, v: seq.append((t, k))
+    h.event("node_started", 0)
+    seq.clear()
+    if by == "tick":
+        h.tick(4)
+    else:
+        h.event("node_completed", 4)
+    kinds = [t for t, _ in seq]
+    assert "warnings" in kinds and "table" in kinds
+    assert kinds.index("table") > max(i for i, k in enumerate(kinds) if k != "table")
