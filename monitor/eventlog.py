@@ -7,12 +7,21 @@ import gc
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
 
 from .core.events import Event, Malformed, decode_event, event_from_object
 from .core.policies import PolicySet
 from .core.replay import Item, Unsorted, replay
+
+# The CSV columns every event needs (CONTRACTS.md section 2); `node` and `status` are needed by some types only.
+REQUIRED_COLUMNS = ("event_id", "order_id", "process", "type", "at")
+
+
+class EventFileError(ValueError):
+    """The file as a whole cannot be read as events: damaged compression, a CSV that is not UTF-8 or whose header
+    lacks the required columns. Unlike a bad line (counted as `malformed`), nothing after it can be trusted."""
 
 
 class Progress(Protocol):
@@ -42,43 +51,82 @@ def _is_csv(path: str, first_line: bytes) -> bool:
 
 
 def read_events(path: str, progress: Progress | None = None) -> Iterator[Item]:
-    """Events of a JSON Lines or CSV file, each an Event or a Malformed (with the reason)."""
-    stream, raw, size = _open_binary(path)
-    with raw, stream:
-        buffered = io.BufferedReader(stream) if not hasattr(stream, "peek") else stream
-        if buffered.peek(3)[:3] == b"\xef\xbb\xbf":  # type: ignore[union-attr]
-            buffered.read(3)  # a UTF-8 byte order mark (spreadsheet exports write one): not part of the data
-        first = buffered.peek(4096).split(b"\n", 1)[0]  # type: ignore[union-attr]
-        lines: Iterable[bytes] = buffered
-        if _is_csv(path, first):
-            yield from _csv_events(io.TextIOWrapper(buffered, encoding="utf-8", newline=""), progress, raw, size)
-            return
-        for n, line in enumerate(lines):
+    """Events of a JSON Lines or CSV file, each an Event or a Malformed (with the reason).
+
+    Raises EventFileError, naming the file and the line, when the file cannot be read to its end: a truncated or
+    corrupt gzip stream, a CSV line that is not UTF-8 or not CSV, a CSV header without the required columns. The
+    events before it have been yielded already; callers reject the whole file (a partial replay would be wrong
+    in ways no count can show)."""
+    n = -1  # index of the last line read
+    try:
+        stream, raw, size = _open_binary(path)
+        with raw, stream:
+            buffered = io.BufferedReader(stream) if not hasattr(stream, "peek") else stream
+            if buffered.peek(3)[:3] == b"\xef\xbb\xbf":  # type: ignore[union-attr]
+                buffered.read(3)  # a UTF-8 byte order mark (spreadsheet exports write one): not part of the data
+            first = buffered.peek(4096).split(b"\n", 1)[0]  # type: ignore[union-attr]
+            lines: Iterable[bytes] = buffered
+            if _is_csv(path, first):
+                yield from _csv_events(path, buffered, progress, raw, size)
+                return
+            for n, line in enumerate(lines):
+                if progress is not None and n % 50_000 == 0:
+                    progress.update(raw.tell(), size)
+                if not line.strip():
+                    continue
+                try:
+                    yield decode_event(line)
+                except Malformed as exc:
+                    yield exc
+    except _DAMAGED as exc:
+        raise _damaged(path, n + 1, exc) from None
+
+
+_DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile)  # what a truncated or corrupt gzip stream raises
+
+
+def _damaged(path: str, lines_read: int, exc: Exception) -> EventFileError:
+    where = f"after line {lines_read}" if lines_read else "at its start"
+    return EventFileError(f"{path}: the compressed data is damaged or cut short {where} ({exc})")
+
+
+def _csv_events(path: str, buffered: Iterable[bytes], progress: Progress | None, raw: BinaryIO,
+                size: int) -> Iterator[Item]:
+    line = 0
+
+    def text_lines() -> Iterator[str]:  # UTF-8 line by line, so that a bad byte is placed on its line
+        nonlocal line
+        for line, data in enumerate(buffered, 1):
+            try:
+                yield data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise EventFileError(f"{path}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                                     "save the file as UTF-8") from None
+
+    reader = csv.DictReader(text_lines())
+    try:
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or REQUIRED_COLUMNS)]
+        if missing:
+            raise EventFileError(f"{path}: the CSV header lacks the column{'s' if len(missing) > 1 else ''} "
+                                 f"{', '.join(missing)} (it has {', '.join(reader.fieldnames or ())}; needed: "
+                                 f"{', '.join(REQUIRED_COLUMNS)})")
+        for n, row in enumerate(reader):
             if progress is not None and n % 50_000 == 0:
                 progress.update(raw.tell(), size)
-            if not line.strip():
+            if None in row:  # more cells than header names
+                yield Malformed("more cells than the header has names")
+                continue
+            obj = {k: v for k, v in row.items() if v not in ("", None) and k != "attrs"}
+            if not obj:
                 continue
             try:
-                yield decode_event(line)
+                yield event_from_object(obj)
             except Malformed as exc:
                 yield exc
-
-
-def _csv_events(text: io.TextIOWrapper, progress: Progress | None, raw: BinaryIO, size: int) -> Iterator[Item]:
-    reader = csv.DictReader(text)
-    for n, row in enumerate(reader):
-        if progress is not None and n % 50_000 == 0:
-            progress.update(raw.tell(), size)
-        if None in row:  # more cells than header names
-            yield Malformed("more cells than the header has names")
-            continue
-        obj = {k: v for k, v in row.items() if v not in ("", None) and k != "attrs"}
-        if not obj:
-            continue
-        try:
-            yield event_from_object(obj)
-        except Malformed as exc:
-            yield exc
+    except csv.Error as exc:
+        raise EventFileError(f"{path}: line {line} is not readable CSV ({exc})") from None
+    except _DAMAGED as exc:
+        raise _damaged(path, line, exc) from None
 
 
 def replay_file(policies: PolicySet, path: str, now: int | None = None,
@@ -90,12 +138,13 @@ def replay_file(policies: PolicySet, path: str, now: int | None = None,
     gc.disable()
     try:
         try:
-            return replay(policies, read_events(path, progress), now, require_sorted=True)
+            return replay(policies, lambda: read_events(path, progress), now, require_sorted=True)
         except Unsorted:
             items = list(read_events(path, progress))
             events = sorted((i for i in items if type(i) is Event), key=lambda e: e.at)  # stable
             malformed = [i for i in items if type(i) is not Event]
-            return replay(policies, [*malformed, *events], now)
+            ordered = [*malformed, *events]
+            return replay(policies, lambda: ordered, now)
     finally:
         if collecting:
             gc.enable()

@@ -38,9 +38,10 @@ def admin(settings: Settings, *, client_id: str, **options: Any) -> Any:
     return AIOKafkaAdminClient(client_id=client_id, **connection(settings), **options)
 
 
-def faust_broker(settings: Settings) -> dict[str, Any]:
-    """The broker arguments of `faust.App` (Faust takes `kafka://host:port` URLs, `;`-separated)."""
-    return {"broker": ";".join(f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(","))}
+def faust_broker(settings: Settings, scheme: str = "kafka") -> dict[str, Any]:
+    """The broker arguments of `faust.App` (Faust takes `<scheme>://host:port` URLs, `;`-separated; the scheme
+    names the transport driver)."""
+    return {"broker": ";".join(f"{scheme}://{h.strip()}" for h in settings.kafka_bootstrap.split(","))}
 
 
 async def partitions_of(client: Any, topic: str) -> set[int]:

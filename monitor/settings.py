@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from typing import Any
 
 # name, default, help: the single list `slamon worker --help` prints and Settings reads
 SETTINGS: list[tuple[str, str, str]] = [
@@ -23,6 +24,8 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("SLAMON_STANDBY_REPLICAS", "0", "standby copies of the order table on other workers (fast fail-over)"),
     ("SLAMON_SESSION_TIMEOUT", "10", "seconds before the group gives a silent (crashed) worker's partitions away"),
     ("SLAMON_CLOSED_RETENTION", "86400", "seconds a finished order is kept, to reject late and repeated events"),
+    ("SLAMON_MAX_STATE_BYTES", "524288", "largest order state kept; an event that would grow it further is rejected "
+     "as malformed (keep it below the broker's message.max.bytes)"),
     ("SLAMON_ALERTMANAGER_URL", "", "Alertmanager base URL, e.g. http://127.0.0.1:9093 (empty: no alerts)"),
     ("SLAMON_API_TOKEN", "", "bearer token of the query API (empty: the API is off)"),
     ("SLAMON_LOG_LEVEL", "info", "log level: debug, info, warning, error"),
@@ -51,6 +54,7 @@ class Settings:
     standby_replicas: int
     session_timeout: float
     closed_retention: float
+    max_state_bytes: int
     alertmanager_url: str
     api_token: str
     log_level: str
@@ -66,11 +70,23 @@ class Settings:
             except ValueError:
                 raise SettingsError(f"{name}={raw!r} is not a valid {f.type}") from None
         s = cls(**values)
-        if s.partitions < 1 or s.replication < 1 or s.tick_interval <= 0 or s.closed_retention < 0 or s.session_timeout <= 0:
-            raise SettingsError("SLAMON_PARTITIONS, SLAMON_REPLICATION, SLAMON_TICK_INTERVAL and SLAMON_SESSION_TIMEOUT must be positive")
-        if not s.store.startswith(("rocksdb://", "memory://")):
-            raise SettingsError(f"SLAMON_STORE={s.store!r}: use rocksdb:// or memory://")
+        problems = [f"{name}={getattr(s, fld)!r}: {need}" for name, fld, ok, need in _CHECKS if not ok(getattr(s, fld))]
+        if problems:
+            raise SettingsError("; ".join(problems))
         return s
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_CHECKS: list[tuple[str, str, Any, str]] = [
+    ("SLAMON_PARTITIONS", "partitions", lambda v: v >= 1, "must be positive"),
+    ("SLAMON_REPLICATION", "replication", lambda v: v >= 1, "must be positive"),
+    ("SLAMON_TICK_INTERVAL", "tick_interval", lambda v: v > 0, "must be positive"),
+    ("SLAMON_SESSION_TIMEOUT", "session_timeout", lambda v: v > 0, "must be positive"),
+    ("SLAMON_CLOSED_RETENTION", "closed_retention", lambda v: v >= 0, "must not be negative"),
+    ("SLAMON_MAX_STATE_BYTES", "max_state_bytes", lambda v: v >= 1024, "must be at least 1024"),
+    ("SLAMON_STORE", "store", lambda v: v.startswith(("rocksdb://", "memory://")), "use rocksdb:// or memory://"),
+    ("SLAMON_LOG_LEVEL", "log_level", lambda v: v.lower() in LOG_LEVELS, f"use one of {', '.join(LOG_LEVELS)}"),
+]
 
 
 def settings_help() -> str:

@@ -211,3 +211,19 @@ async def partition_counts(settings: Settings, names: list[str], client_id: str 
         return {name: len(await kafka.partitions_of(consumer, name)) for name in names}
     finally:
         await consumer.stop()
+
+
+def policies_not_compacted(reports: list[TopicReport], policies_topic: str) -> str | None:
+    """Why sla.policies cannot be used (None when it can): policies live in a compacted topic with no retention;
+    a topic that deletes old records (e.g. auto-created by the broker) would lose them after its retention."""
+    for report in reports:
+        if report.topic != policies_topic:
+            continue
+        wrong = [d for d in report.differences if d.setting in ("cleanup.policy", "retention.ms")]
+        if wrong:
+            return (f"{policies_topic} is not configured as the catalogue says ({'; '.join(map(str, wrong))}), so "
+                    f"published policies would be deleted after its retention. Recreate it with `slamon topics "
+                    f"apply` (after deleting it), or change its configuration: kafka-configs.sh --alter "
+                    f"--entity-type topics --entity-name {policies_topic} --add-config "
+                    f"cleanup.policy=compact,retention.ms=-1")
+    return None

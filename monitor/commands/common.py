@@ -51,12 +51,12 @@ def add_service_parser(sub: Any, name: str, help: str, description: str) -> argp
 
 def load_or_report(directory: str, prog: str, rejected: str = "policies rejected") -> PolicySet | None:
     """Load a policy directory; on problems print them (file: field: problem) to stderr and return None.
-    Warnings (ignored unknown fields) are printed too."""
+    Warnings (ignored unknown fields) are printed too, whether the load succeeds or not."""
     try:
         policies, warnings = load_policy_dir(directory)
     except PolicyError as exc:
         print(f"{prog}: {rejected}:\n{exc}", file=sys.stderr)
-        return None
+        policies, warnings = None, exc.warnings
     for w in warnings:
         print(f"{prog}: warning: {w}", file=sys.stderr)
     return policies

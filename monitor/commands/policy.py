@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from ..catalogue import POLICIES, topic_names
-from ..clock import now_us
 from ..core.durations import format_duration
 from ..core.vocabulary import ORDER_NODE
 from ..settings import SettingsError
@@ -63,7 +62,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from ..stream.policyfeed import policy_messages, publish
+    from ..stream.preflight import SetupError, publish_policies
 
     policies = load_or_report(args.directory, "slamon policy apply", "policies rejected, nothing published")
     if policies is None:
@@ -74,9 +73,11 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"slamon policy apply: {exc}", file=sys.stderr)
         return 2
     topic = topic_names(settings.topic_prefix)[POLICIES]
-    messages = policy_messages(policies, now_us())
     try:
-        asyncio.run(asyncio.wait_for(publish(settings, topic, messages), 60))
+        asyncio.run(asyncio.wait_for(publish_policies(settings, policies), 60))
+    except SetupError as exc:
+        print(f"slamon policy apply: nothing published: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - any failure to reach Kafka is reported the same way
         print(f"cannot publish to {topic} at {settings.kafka_bootstrap}: {exc or type(exc).__name__}", file=sys.stderr)
         return 1

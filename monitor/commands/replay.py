@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from ..core.instants import InstantError, parse_instant
-from ..eventlog import replay_file
+from ..eventlog import EventFileError, replay_file
 from ..tables import render_tables
 from .common import Progress, load_or_report
 
@@ -47,6 +47,9 @@ def _run(args: argparse.Namespace) -> int:
         result = replay_file(policies, args.events, now, Progress("replay") if sys.stderr.isatty() else None)
     except OSError as exc:
         print(f"slamon replay: cannot read {args.events}: {exc}", file=sys.stderr)
+        return 2
+    except EventFileError as exc:  # a damaged file: the whole replay is rejected, not a partial one printed
+        print(f"slamon replay: --events: {exc}", file=sys.stderr)
         return 2
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(result) + b"\n")

@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..core.policies import PolicyError
-    from ..stream.preflight import NotCopartitioned, prepare
+    from ..stream.preflight import SetupError, prepare
 
     settings = settings_or_none("slamon worker")
     if settings is None:
@@ -35,7 +35,7 @@ def _run(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         print(f"slamon worker: SLAMON_POLICIES rejected:\n{exc}", file=sys.stderr)
         return 2
-    except NotCopartitioned as exc:
+    except SetupError as exc:
         print(f"slamon worker: {exc}", file=sys.stderr)
         return 1
     except (TimeoutError, OSError) as exc:

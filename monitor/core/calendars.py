@@ -7,6 +7,10 @@ Two operations, both exact on integer microseconds:
   is used up exactly at the end of a working period, the answer is the start of the next working period (the
   latest instant t with working(start, t) == amount). This is the crossing rule of CONTRACTS.md section 1: the
   crossing of a limit L is the earliest instant after which elapsed > L.
+
+There is no scanning horizon: `used_up` looks as far ahead as the amount needs (a limit of years of working time,
+a year of holidays). Supported instants end with year 9999 (`instants.MAX_INSTANT`); an amount not used up by
+then is used up at `END`, an instant after every supported one: no `now` ever reaches it, so it never crosses.
 """
 
 from __future__ import annotations
@@ -14,13 +18,16 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .instants import US, from_datetime, to_datetime
+from .instants import MAX_INSTANT, US, from_datetime, to_datetime
 
 _DAY_US = 86400 * US
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+# The last local date with working time: its ranges end by local 9999-12-30 24:00, which every UTC offset keeps
+# inside the dates `datetime` can represent (a later date could need year 10000 on the way to UTC and back).
+_LAST_ORDINAL = date(9999, 12, 29).toordinal()
+END = MAX_INSTANT + 1  # "not before the end of supported time": later than every instant an event or clock can have
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_MAX_SCAN_DAYS = 3660  # a calendar must open at least once in ten years of scanning
 
 
 class CalendarError(ValueError):
@@ -63,6 +70,8 @@ class WeeklyCalendar:
         cached = self._days.get(ordinal)
         if cached is not None:
             return cached
+        if ordinal > _LAST_ORDINAL:
+            return ()
         day = date.fromordinal(ordinal)
         out: list[tuple[int, int]] = []
         if ordinal not in self.holidays:
@@ -122,8 +131,10 @@ class WeeklyCalendar:
 
     def used_up(self, start: int, amount: int) -> int:
         remaining = amount
-        first = self._first_ordinal(start)
-        for ordinal in range(first, first + _MAX_SCAN_DAYS):
+        hours = self.hours
+        for ordinal in range(self._first_ordinal(start), _LAST_ORDINAL + 1):
+            if (ordinal - 1) % 7 not in hours:  # ordinal 1 (0001-01-01) was a Monday: a closed weekday
+                continue
             for x, y in self._intervals(ordinal):
                 if y <= start:
                     continue
@@ -132,7 +143,7 @@ class WeeklyCalendar:
                 if length > remaining:
                     return lo + remaining
                 remaining -= length
-        raise CalendarError(f"calendar {self.name!r} has no working time within {_MAX_SCAN_DAYS} days")
+        return END
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

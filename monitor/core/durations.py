@@ -12,6 +12,12 @@ from decimal import Decimal, InvalidOperation
 from .instants import US
 
 _UNIT_S = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+# The longest duration accepted: 100 years of 365.25 days. A limit is added to an instant (integer microseconds
+# up to the end of year 9999) and stored in 64-bit JSON integers; a century of working time is far beyond any
+# service commitment and keeps every deadline within those bounds.
+MAX_DAYS = 36525
+MAX_US = MAX_DAYS * 86400 * US
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
 _COMPACT = re.compile(rf"(?:({_NUMBER})w)?(?:({_NUMBER})d)?(?:({_NUMBER})h)?(?:({_NUMBER})m)?(?:({_NUMBER})s)?\Z")
 _ISO = re.compile(
@@ -23,10 +29,21 @@ class DurationError(ValueError):
     """A duration that cannot be read."""
 
 
+def _show(value: object) -> str:
+    """`repr(value)` for a message, shortened (an integer of thousands of digits has no repr at all)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "a number of thousands of digits"
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
 def _to_us(seconds: Decimal, text: object) -> int:
+    if seconds > MAX_US // US:
+        raise DurationError(f"{_show(text)} is more than {MAX_DAYS}d (100 years): longer durations are not supported")
     us = seconds * US
     if us != us.to_integral_value():
-        raise DurationError(f"{text!r} is finer than a microsecond")
+        raise DurationError(f"{_show(text)} is finer than a microsecond")
     return int(us)
 
 
@@ -41,22 +58,22 @@ def _sum(parts: tuple[str | None, ...], text: object) -> int:
 def parse_duration(value: object) -> int:
     """Parse a duration into microseconds (may be 0; callers decide whether 0 is allowed)."""
     if isinstance(value, bool):
-        raise DurationError(f"{value!r} is not a duration")
+        raise DurationError(f"{_show(value)} is not a duration")
     if isinstance(value, int | float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise DurationError(f"{value!r} is not a duration")
+            raise DurationError(f"{_show(value)} is not a duration")
         if value < 0:
-            raise DurationError(f"{value!r} is negative")
-        return _to_us(Decimal(str(value)), value)
+            raise DurationError(f"{_show(value)} is negative")
+        return _to_us(Decimal(value) if isinstance(value, int) else Decimal(str(value)), value)
     if not isinstance(value, str):
-        raise DurationError(f"{value!r} is not a duration (expected e.g. 45s, 4h, 1d12h, PT4H or seconds)")
+        raise DurationError(f"{_show(value)} is not a duration (expected e.g. 45s, 4h, 1d12h, PT4H or seconds)")
     text = value.strip()
     if not text:
         raise DurationError("empty duration")
     try:
         return _to_us(Decimal(text), value) if _looks_numeric(text) else _parse_text(text, value)
     except InvalidOperation:
-        raise DurationError(f"{value!r} is not a duration") from None
+        raise DurationError(f"{_show(value)} is not a duration") from None
 
 
 def _looks_numeric(text: str) -> bool:
@@ -69,13 +86,13 @@ def _parse_text(text: str, original: object) -> int:
         m = _ISO.match(upper)
         if not m or upper in ("P", "PT") or upper.endswith("T"):
             if re.match(r"P(?:\d+Y|\d+M)", upper):
-                raise DurationError(f"{original!r}: years and months have no fixed length; use days or weeks")
-            raise DurationError(f"{original!r} is not an ISO 8601 duration (e.g. PT4H, P1DT2H)")
+                raise DurationError(f"{_show(original)}: years and months have no fixed length; use days or weeks")
+            raise DurationError(f"{_show(original)} is not an ISO 8601 duration (e.g. PT4H, P1DT2H)")
         week, day, hour, minute, second = m.groups()
         return _sum((week, day, hour, minute, second), original)
     m = _COMPACT.match(text.lower())
     if not m or not any(m.groups()):
-        raise DurationError(f"{original!r} is not a duration (expected e.g. 45s, 15m, 4h, 2d, 1d12h30m, PT4H)")
+        raise DurationError(f"{_show(original)} is not a duration (expected e.g. 45s, 15m, 4h, 2d, 1d12h30m, PT4H)")
     return _sum(m.groups(), original)
 
 

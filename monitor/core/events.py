@@ -16,6 +16,11 @@ from .vocabulary import DEFAULT_SEGMENT, EVENT_TYPES, NODE_TYPES
 
 _TYPES = frozenset(EVENT_TYPES)
 
+# How deeply `attrs` may nest objects and arrays (`attrs` itself is level 1). The monitor stores and emits attrs
+# inside its own JSON (order state, warnings, outcomes), and orjson writes at most 254 levels: anything deeper
+# than this would be accepted here and fail later, so it is `malformed` here, before it touches any state.
+MAX_ATTRS_DEPTH = 32
+
 
 class Malformed(ValueError):
     """The event is not a valid workflow event; the message says why."""
@@ -75,9 +80,28 @@ def event_from_object(obj: Any) -> Event:
     elif type(segment) is not str:
         raise Malformed(f"field 'segment' must be a string, got {type(segment).__name__}")
     attrs = get("attrs")
-    if attrs is not None and type(attrs) is not dict:
-        raise Malformed(f"field 'attrs' must be an object, got {type(attrs).__name__}")
+    if attrs is not None:
+        if type(attrs) is not dict:
+            raise Malformed(f"field 'attrs' must be an object, got {type(attrs).__name__}")
+        if _deeper_than(attrs, MAX_ATTRS_DEPTH):
+            raise Malformed(f"field 'attrs' nests objects and arrays more than {MAX_ATTRS_DEPTH} levels deep")
+    if "\x00" in event_id:
+        raise Malformed("field 'event_id' contains a NUL character")
     return Event(event_id, order_id, process, etype, node, at, segment, attrs or None)
+
+
+def _deeper_than(value: dict[str, Any] | list[Any], limit: int) -> bool:
+    """Whether `value` (level 1) holds objects or arrays below level `limit`. One look at each value; flat attrs
+    (the common case) cost a pass over their values and nothing more."""
+    pending = [(value, 1)]
+    while pending:
+        container, level = pending.pop()
+        for item in container.values() if type(container) is dict else container:
+            if type(item) is dict or type(item) is list:
+                if level >= limit:
+                    return True
+                pending.append((item, level + 1))
+    return False
 
 
 def decode_event(raw: bytes | str) -> Event:

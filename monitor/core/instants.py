@@ -10,8 +10,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _ONE_US = timedelta(microseconds=1)
 
+# The instants the monitor accepts: from the epoch to the last instant of year 9999 in UTC. Earlier ones would read
+# as negative deadlines ("none"), later ones cannot be written back as RFC 3339 (`datetime` ends with year 9999).
+MIN_INSTANT = 0  # 1970-01-01T00:00:00Z
+MAX_INSTANT = (datetime(9999, 12, 31, 23, 59, 59, 999999) - _EPOCH_NAIVE) // _ONE_US  # 9999-12-31T23:59:59.999999Z
+
 # RFC 3339 date-time: full date, 'T' (or 't' / space), time with optional fraction, and a mandatory offset.
-_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)\Z")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)\Z", re.ASCII)
 
 
 class InstantError(ValueError):
@@ -19,7 +24,9 @@ class InstantError(ValueError):
 
 
 def parse_instant(text: str) -> int:
-    """RFC 3339 text with offset -> microseconds since the epoch. Fractions beyond microseconds are truncated."""
+    """RFC 3339 text with offset -> microseconds since the epoch. Fractions beyond microseconds are truncated.
+
+    Raises InstantError (and nothing else) for any other value, and for instants outside 1970..9999 in UTC."""
     if type(text) is not str or not _RFC3339.match(text):
         raise InstantError(f"not an RFC 3339 time with offset: {text!r}")
     if "t" in text or "z" in text:
@@ -28,7 +35,10 @@ def parse_instant(text: str) -> int:
         dt = datetime.fromisoformat(text)
     except ValueError as exc:
         raise InstantError(f"not a valid time: {text!r} ({exc})") from None
-    return (dt - _EPOCH) // _ONE_US
+    us = (dt - _EPOCH) // _ONE_US
+    if not MIN_INSTANT <= us <= MAX_INSTANT:
+        raise InstantError(f"{text!r} is outside the supported years 1970 to 9999 (UTC)")
+    return us
 
 
 def format_instant(us: int) -> str:

@@ -33,10 +33,12 @@ class Problem:
 
 
 class PolicyError(ValueError):
-    """One or more problems that make a policy set unusable."""
+    """One or more problems that make a policy set unusable; `warnings` are the ignored unknown fields found on the
+    way, which a user fixing the problems wants to see too."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None):
         self.problems = problems
+        self.warnings = list(warnings or ())
         super().__init__("\n".join(str(p) for p in problems))
 
 
@@ -97,6 +99,10 @@ class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
+        # calendars that are defined but could not be built (already reported): a policy naming one is not also
+        # "unknown calendar"; all of them when the calendars file itself could not be read
+        self.broken_calendars: set[str] = set()
+        self.calendars_unreadable = False
 
     def add(self, file: str, fld: str, problem: str) -> None:
         self.problems.append(Problem(file, fld, problem))
@@ -111,9 +117,11 @@ def parse_calendars(doc: Any, source: str, errors: _Collector) -> dict[str, Week
         return out
     if not isinstance(doc, dict) or not isinstance(doc.get("calendars"), dict):
         errors.add(source, "calendars", "expected a mapping `calendars:` of calendar names")
+        errors.calendars_unreadable = True
         return out
     for name, spec in doc["calendars"].items():
         where = f"calendars.{name}"
+        errors.broken_calendars.add(str(name))  # until it is built below
         if not isinstance(spec, dict):
             errors.add(source, where, "expected a mapping with timezone, hours and holidays")
             continue
@@ -161,6 +169,7 @@ def parse_calendars(doc: Any, source: str, errors: _Collector) -> dict[str, Week
             continue
         try:
             out[str(name)] = WeeklyCalendar(str(name), tz, hours, holidays)
+            errors.broken_calendars.discard(str(name))
         except CalendarError as exc:
             field_name = f"{where}.timezone" if "time zone" in str(exc) else f"{where}.hours"
             errors.add(source, field_name, str(exc))
@@ -231,10 +240,11 @@ def parse_policy(doc: Any, source: str, calendars: dict[str, Calendar], errors: 
     cal_name = doc.get("calendar")
     calendar: Calendar = ALWAYS_OPEN
     if cal_name is not None:
-        if not isinstance(cal_name, str) or cal_name not in calendars:
-            errors.add(source, "calendar", f"unknown calendar {cal_name!r} (not in calendars.yaml)")
-        else:
+        if isinstance(cal_name, str) and cal_name in calendars:
             calendar = calendars[cal_name]
+        elif not isinstance(cal_name, str) or not (errors.calendars_unreadable or cal_name in errors.broken_calendars):
+            errors.add(source, "calendar", f"unknown calendar {cal_name!r} (not in calendars.yaml)")
+        # else: the calendar's own problem is reported where it is defined; the set is rejected for it
     early = doc.get("early_warning")
     if early is not None and (isinstance(early, bool) or not isinstance(early, int | float) or not 0 < early < 1):
         errors.add(source, "early_warning", f"expected a fraction between 0 and 1 (exclusive), got {early!r}")
@@ -298,13 +308,18 @@ def parse_policy(doc: Any, source: str, calendars: dict[str, Calendar], errors: 
 
 
 def build_policy_set(
-    documents: list[tuple[str, Any]], calendars_doc: Any = None, calendars_source: str = "calendars.yaml"
+    documents: list[tuple[str, Any]], calendars_doc: Any = None, calendars_source: str = "calendars.yaml",
+    *, calendars_unreadable: bool = False, problems: list[Problem] | None = None,
 ) -> tuple[PolicySet, list[Problem]]:
-    """Build a policy set from (source, parsed document) pairs. Raises PolicyError listing every problem.
+    """Build a policy set from (source, parsed document) pairs. Raises PolicyError listing every problem (those
+    given in `problems` first) and the warnings.
 
-    Returns the set and the warnings (unknown fields that were ignored).
+    Returns the set and the warnings (unknown fields that were ignored). With `calendars_unreadable`, the calendars
+    file could not be read (a problem already reported), so calendar names are not checked against it.
     """
     errors = _Collector()
+    errors.problems.extend(problems or ())
+    errors.calendars_unreadable = calendars_unreadable
     calendars = parse_calendars(calendars_doc, calendars_source, errors)
     policies: dict[str, Policy] = {}
     for source, doc in documents:
@@ -316,15 +331,13 @@ def build_policy_set(
             continue
         policies[policy.process] = policy
     if errors.problems:
-        raise PolicyError(errors.problems)
+        raise PolicyError(errors.problems, errors.warnings)
     cal_docs = (calendars_doc or {}).get("calendars", {}) if isinstance(calendars_doc, dict) else {}
     return PolicySet(policies, dict(calendars), cal_docs), errors.warnings
 
 
 def load_policy_dir(path: str | Path) -> tuple[PolicySet, list[Problem]]:
     """Load and validate a policy directory. Raises PolicyError (file, field, problem) on any problem."""
-    import yaml  # local import: the engine itself needs no YAML
-
     root = Path(path)
     if not root.is_dir():
         raise PolicyError([Problem(str(root), "(directory)", "not a directory")])
@@ -332,23 +345,145 @@ def load_policy_dir(path: str | Path) -> tuple[PolicySet, list[Problem]]:
     problems: list[Problem] = []
     calendars_doc: Any = None
     calendars_source = str(root / "calendars.yaml")
+    calendars_unreadable = False
     documents: list[tuple[str, Any]] = []
     for f in files:
-        try:
-            doc = yaml.safe_load(f.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(f), "(file)", f"not readable YAML: {exc}".replace("\n", " ")))
-            continue
+        source = str(f)
+        n = len(problems)
+        doc = _read_yaml(f, problems)
         if f.stem == "calendars":
-            calendars_doc, calendars_source = doc, str(f)
-        else:
-            documents.append((str(f), doc))
+            calendars_doc, calendars_source = doc, source
+            calendars_unreadable = doc is None and len(problems) > n
+        elif doc is not None or len(problems) == n:
+            documents.append((source, doc))
     if not documents and not problems:
         problems.append(Problem(str(root), "(directory)", "no policy files (*.yaml) found"))
+    return build_policy_set(documents, calendars_doc, calendars_source, calendars_unreadable=calendars_unreadable,
+                            problems=problems)
+
+
+# ---------------------------------------------------------------- reading YAML
+
+_MAX_YAML_DEPTH = 64  # mappings and lists nested deeper than this are no policy (and a policy is sent as JSON)
+
+
+def _read_yaml(f: Path, problems: list[Problem]) -> Any:
+    """The document of one YAML file, or None with its problems added: unreadable bytes, a YAML syntax error
+    (with its line), a value YAML cannot build (`2026-02-30`), an alias that contains itself, or nesting beyond
+    any policy's. A key given twice in a mapping (YAML itself keeps the last one without a word) is a problem
+    too, but the document is still returned, to be checked for its other problems and warnings."""
+    import yaml  # local import: the engine itself needs no YAML
+
+    source = str(f)
     try:
-        policy_set, warnings = build_policy_set(documents, calendars_doc, calendars_source)
-    except PolicyError as exc:
-        raise PolicyError(problems + exc.problems) from None
-    if problems:
-        raise PolicyError(problems)
-    return policy_set, warnings
+        data = f.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(source, "(file)", f"cannot read: {exc.strerror or exc}"))
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        problems.append(Problem(source, f"line {line}", f"not UTF-8 text (byte 0x{data[exc.start]:02x})"))
+        return None
+    try:
+        loader = _loader_class()(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
+        line = text.count("\n", 0, exc.position) + 1
+        problems.append(Problem(source, f"line {line}", f"not readable YAML: {exc.reason} (#x{exc.character:04x})"))
+        return None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        found, usable = _structure_problems(node, loader, source)
+        problems.extend(found)
+        # a duplicate key is reported, and the document still checked (as YAML reads it) for its other problems
+        return loader.construct_document(node) if usable else None
+    except yaml.MarkedYAMLError as exc:
+        where, context = _position(exc.problem_mark or exc.context_mark), exc.context
+        if context and exc.context_mark is not None and exc.problem_mark is not None:
+            context = f"{context} ({_position(exc.context_mark)})"
+        what = "; ".join(str(x) for x in (context, exc.problem) if x)
+        problems.append(Problem(source, where, f"not readable YAML: {what}"))
+    except yaml.YAMLError as exc:
+        problems.append(Problem(source, "(file)", f"not readable YAML: {exc}".replace("\n", " ")))
+    except RecursionError:
+        problems.append(Problem(source, "(file)", f"not readable YAML: nested more than {_MAX_YAML_DEPTH} levels"))
+    finally:
+        loader.dispose()
+    return None
+
+
+def _position(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(file)"
+
+
+def _structure_problems(root: Any, loader: Any, source: str) -> tuple[list[Problem], bool]:
+    """Duplicate keys, self-containing aliases and excessive nesting in a composed YAML node tree, each with its
+    key path (`nodes.site_survey`), in the order of their lines; and whether the tree can be built and checked
+    (not with the last two)."""
+    import yaml
+
+    found: list[tuple[int, Problem]] = []
+    usable = True
+    seen: set[int] = set()  # nodes already checked (an alias shares its anchor's node)
+    stack: list[tuple[Any, str, int, frozenset[int]]] = [(root, "", 1, frozenset())]
+    while stack:
+        node, path, depth, above = stack.pop()
+        line = node.start_mark.line + 1
+        if id(node) in above or depth > _MAX_YAML_DEPTH:
+            where = path if len(path) <= 60 else f"{path[:57]}..."
+            problem = "an alias that contains itself" if id(node) in above else \
+                f"nested more than {_MAX_YAML_DEPTH} levels deep"
+            found.append((line, Problem(source, where, problem)))
+            usable = False
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        inside = above | {id(node)}
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path}[{i}]", depth + 1, inside) for i, item in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: keys given next to it override it
+                    continue
+                scalar = isinstance(key_node, yaml.ScalarNode)
+                key = loader.construct_object(key_node) if scalar else key_node
+                name = str(key) if scalar else "(complex key)"
+                here = f"{path}.{name}" if path else name
+                key_line = key_node.start_mark.line + 1
+                try:
+                    earlier = first_line.get(key)
+                    first_line.setdefault(key, key_line)
+                except TypeError:  # an unhashable key: building the document reports it
+                    earlier = None
+                if earlier is not None:
+                    found.append((key_line, Problem(source, here, f"duplicate key (line {key_line}, first on line "
+                                                                  f"{earlier}): YAML would silently keep the last")))
+                stack.append((value_node, here, depth + 1, inside))
+    found.sort(key=lambda item: item[0])
+    return [problem for _, problem in found], usable
+
+
+def _loader_class() -> Any:
+    """A YAML SafeLoader whose errors building a value (a date like 2026-02-30, an integer of thousands of
+    digits) carry the line of that value, like its syntax errors."""
+    global _LOADER
+    if _LOADER is None:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            def construct_object(self, node: Any, deep: bool = False) -> Any:
+                try:
+                    return super().construct_object(node, deep)
+                except (ValueError, OverflowError) as exc:
+                    raise yaml.constructor.ConstructorError(None, None, str(exc), node.start_mark) from None
+
+        _LOADER = Loader
+    return _LOADER
+
+
+_LOADER: Any = None

@@ -3,7 +3,7 @@ open runs at the end, and return the warnings, the invalid-event counts and the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .engine import Engine, OrderState, Run
@@ -12,13 +12,21 @@ from .instants import format_instant
 from .policies import PolicySet
 from .records import warning_record
 from .summary import Summary
-from .vocabulary import DUPLICATE_EVENT, MALFORMED, REASONS
+from .vocabulary import DUPLICATE_EVENT, INTERNAL_ERROR, MALFORMED, REASONS
 
 Item = Event | Malformed  # what a reader yields: an event, or why a line is not one
 
 
 class Unsorted(Exception):
     """Raised by `replay(..., require_sorted=True)` at the first event earlier than one before it."""
+
+
+class _Failed(Exception):
+    """The engine failed on the item at `index` of the stream (the monitor's own fault, not the event's)."""
+
+    def __init__(self, index: int):
+        super().__init__(index)
+        self.index = index
 
 
 class ReplaySink:
@@ -38,9 +46,24 @@ class ReplaySink:
         self.summary.add(state.process, run.node, run_state, elapsed)
 
 
-def replay(policies: PolicySet, items: Iterable[Item], now: int | None = None,
+def replay(policies: PolicySet, items: Callable[[], Iterable[Item]], now: int | None = None,
            require_sorted: bool = False) -> dict[str, Any]:
-    """Apply events (in the order given; must be time order) and judge at `now` (default: the latest `at`)."""
+    """Apply the events of `items()` (in the order given; must be time order) and judge at `now` (default: the
+    latest `at`).
+
+    An event the engine fails on (an exception: the monitor's fault) counts as `internal_error` and its order stays
+    as it was before it: the pass stops there and starts again from the top with that event left out (the engine is
+    deterministic, so the second pass reaches the same state without it). Normal passes pay nothing for this."""
+    failed: set[int] = set()
+    while True:
+        try:
+            return _pass(policies, items(), now, require_sorted, failed)
+        except _Failed as exc:
+            failed.add(exc.index)
+
+
+def _pass(policies: PolicySet, items: Iterable[Item], now: int | None, require_sorted: bool,
+          failed: set[int]) -> dict[str, Any]:
     engine = Engine(policies)
     sink = ReplaySink()
     states: dict[str, OrderState] = {}
@@ -48,7 +71,7 @@ def replay(policies: PolicySet, items: Iterable[Item], now: int | None = None,
     applied: set[str] = set()  # event ids applied so far: a repeated one is a duplicate, whatever its order
     latest: int | None = None
     apply = engine.apply
-    for item in items:
+    for index, item in enumerate(items):
         if type(item) is not Event:
             invalid[MALFORMED] += 1
             continue
@@ -62,8 +85,14 @@ def replay(policies: PolicySet, items: Iterable[Item], now: int | None = None,
         if item.event_id in applied:  # an id applied in any order (the engine itself knows the order's own)
             invalid[DUPLICATE_EVENT] += 1
             continue
+        if index in failed:
+            invalid[INTERNAL_ERROR] += 1
+            continue
         st = states.get(item.order_id)
-        new, rejection = apply(st, item, sink)
+        try:
+            new, rejection = apply(st, item, sink)
+        except Exception as exc:  # noqa: BLE001 - see replay(): this pass is abandoned, the next skips the event
+            raise _Failed(index) from exc
         if rejection is not None:
             invalid[rejection.reason] += 1
             continue
@@ -74,7 +103,10 @@ def replay(policies: PolicySet, items: Iterable[Item], now: int | None = None,
     if judge_at is not None:
         for st in states.values():
             if st.runs:
-                engine.advance(st, judge_at, sink)
+                try:
+                    engine.advance(st, judge_at, sink)
+                except Exception:  # noqa: BLE001 - the monitor's fault: the order is judged as it stands
+                    pass
                 for run in st.runs.values():
                     sink.summary.add(st.process, run.node, run.judge(judge_at))
     warnings = [rec for _, _, rec in sorted(sink.warnings, key=lambda w: (w[0], w[1]))]

@@ -51,7 +51,9 @@ UNKNOWN_PROCESS = "unknown_process"
 UNKNOWN_NODE = "unknown_node"
 OUT_OF_ORDER = "out_of_order"
 INVALID_TRANSITION = "invalid_transition"
-REASONS = (MALFORMED, DUPLICATE_EVENT, UNKNOWN_PROCESS, UNKNOWN_NODE, OUT_OF_ORDER, INVALID_TRANSITION)
+# Not a rule of the contract: an event the monitor failed to apply through its own fault (an exception).
+INTERNAL_ERROR = "internal_error"
+REASONS = (MALFORMED, DUPLICATE_EVENT, UNKNOWN_PROCESS, UNKNOWN_NODE, OUT_OF_ORDER, INVALID_TRANSITION, INTERNAL_ERROR)
 
 # Reserved names (section 3): the order-level run's node, and the segment of runs no policy segment names.
 ORDER_NODE = "__order__"

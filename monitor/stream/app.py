@@ -14,9 +14,13 @@ Everything that decides something lives in `Processor` (and the core); this modu
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import os
 import time
-from typing import Any
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NoReturn
 
 import faust
 import orjson
@@ -31,17 +35,40 @@ from ..core.policies import PolicySet
 from ..logs import logging_config
 from ..query import QueryApi
 from ..settings import Settings
+from . import transport
 from .metrics import MonitorMetrics
 from .offsets import Offsets
 from .policyfeed import PolicyFeed
-from .processor import Processor
-from .recovery import committed_offset, raise_producer_buffer, rewind_uncommitted, watch_recovery
+from .processor import DEADLETTER as DEADLETTER_OUT
+from .processor import OUTCOMES as OUTCOMES_OUT
+from .processor import WARNINGS as WARNINGS_OUT
+from .processor import Batch, Processor
+from .recovery import (
+    committed_offset,
+    discard_stores_ahead,
+    raise_producer_buffer,
+    rewind_uncommitted,
+    watch_recovery,
+)
+from .table import store_committed
 from .web import add_api_views, add_health_views, local_state_reader
+from .writer import Fenced, Record, Writers
 
 log = logging.getLogger("slamon.worker")
 
 PRODUCER_BUFFER_MESSAGES = 10_000  # see recovery.raise_producer_buffer
-OUTPUTS = {"warnings": WARNINGS, "outcomes": OUTCOMES, "deadletter": DEADLETTER}
+OUTPUTS = {WARNINGS_OUT: WARNINGS, OUTCOMES_OUT: OUTCOMES, DEADLETTER_OUT: DEADLETTER}
+BATCH_MAX = 2000  # messages per batch at most
+BATCH_WITHIN = 0.05  # seconds a batch waits for more messages
+EXIT_FATAL = 1
+
+
+def fatal(message: str, exc: BaseException | None = None) -> NoReturn:
+    """End the process at once with a non-zero status (a supervisor restarts it). Safe at any point: nothing
+    uncommitted is kept, and the partitions' next owner aborts whatever transaction this worker left open."""
+    log.critical(message, exc_info=exc)
+    logging.shutdown()
+    os._exit(EXIT_FATAL)
 
 
 class WorkerApp:
@@ -53,9 +80,10 @@ class WorkerApp:
         self.events_topic = names[EVENTS]
         self.ticks_topic = names[TICKS]
         rocksdb = settings.store.startswith("rocksdb")
+        transport.register(settings)
         self.app = app = faust.App(
             settings.app_id,
-            **kafka.faust_broker(settings),
+            **kafka.faust_broker(settings, scheme=transport.SCHEME),
             store=settings.store,
             datadir=settings.data_dir,
             processing_guarantee="at_least_once",
@@ -84,7 +112,7 @@ class WorkerApp:
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.source = app.topic(self.events_topic, self.ticks_topic, **raw)
         self.ticks = app.topic(self.ticks_topic, **raw)
-        self.outputs = {k: app.topic(names[topic], **raw) for k, topic in OUTPUTS.items()}
+        self.output_topics = {kind: names[topic] for kind, topic in OUTPUTS.items()}
         self.table = app.Table(
             # bytes key and value types make Faust use the raw codec for the changelog too (else JSON)
             "orders", default=None, partitions=partitions, key_type=bytes, value_type=bytes,
@@ -92,11 +120,15 @@ class WorkerApp:
         )
         self.metrics = MonitorMetrics()
         self.engine = Engine(PolicySet({}, {}))
-        self.processor = Processor(self.engine, self.table, self._emit, self.metrics, now_us,
-                                   int(settings.closed_retention * US), self.events_topic)
+        self.processor = Processor(self.engine, _Store(self.table), self.metrics, now_us,
+                                   int(settings.closed_retention * US), self.events_topic, self.ticks_topic,
+                                   settings.max_state_bytes)
+        self.writers = Writers(settings)
         self.policy_feed = PolicyFeed(settings, names[POLICIES], self._policies_changed)
         self.offsets = Offsets(settings, f"{settings.app_id}-ticks")
+        self.changelog_topic = self.table.changelog_topic.get_topic_name()
         self.recovered = False
+        self.broker_reachable = True
         self._feed_task: asyncio.Task | None = None
         self._watch_task: asyncio.Task | None = None
         self.api = QueryApi(settings, partitions, self.owned, lambda: self.recovered, now_us,
@@ -104,9 +136,6 @@ class WorkerApp:
         self._wire()
 
     # -------------------------------------------------------------- plumbing
-
-    def _emit(self, output: str, key: bytes | None, value: bytes) -> None:
-        self.outputs[output].send_soon(key=key, value=value)
 
     def _policies_changed(self, policies: PolicySet) -> None:
         self.engine.set_policies(policies)
@@ -124,21 +153,86 @@ class WorkerApp:
 
         def done(task: asyncio.Task) -> None:
             if not task.cancelled() and task.exception() is not None:
-                log.error("the policy feed failed; stopping the worker", exc_info=task.exception())
-                asyncio.ensure_future(self.app.stop())
+                fatal("the policy feed failed", task.exception())
 
         self._feed_task = asyncio.ensure_future(self.policy_feed.run())
         self._feed_task.add_done_callback(done)
 
     @property
     def ready(self) -> bool:
-        return self.recovered and self.policy_feed.ready.is_set()
+        return self.recovered and self.policy_feed.ready.is_set() and self.broker_reachable
 
     def status(self) -> dict[str, Any]:
         """What /readyz reports."""
         return {"ready": self.ready, "recovered": self.recovered, "policies": self.policy_feed.ready.is_set(),
+                "broker": self.broker_reachable,
                 "partitions": sorted(self.owned()) if self.recovered else [],
                 "policy_versions": {n: p.version for n, p in self.engine.policies.policies.items()}}
+
+    async def _send_ticks(self) -> None:
+        """Send each owned partition a tick with the wall clock and the partition's end offset."""
+        if not (self.recovered and self.policy_feed.ready.is_set()):
+            return
+        tps = [TP(self.events_topic, p) for p in sorted(self.owned())]
+        if not tps:
+            return
+        now = format_instant(now_us())  # before reading end offsets: they cover all written before now
+        ends = await self.offsets.end(tps)
+        for tp in tps:
+            await self.ticks.send(partition=tp.partition, value=orjson.dumps({"now": now, "end_offset": ends.get(tp)}))
+
+    def _broker_state(self, reachable: bool, exc: BaseException | None = None) -> None:
+        """Track whether the broker answers the ticks' requests (readiness, a gauge, one log line per change)."""
+        if reachable != self.broker_reachable:
+            if reachable:
+                log.info("the broker answers again")
+            else:
+                log.warning("the broker does not answer; not ready until it does (warnings due meanwhile come late)",
+                            extra={"error": f"{type(exc).__name__}: {exc}"})
+        self.broker_reachable = reachable
+        self.metrics.broker_up.set(1 if reachable else 0)
+
+    def _process(self, events: Iterable[Any]) -> set[int]:
+        """Hand a batch's messages to the processor, in order; returns the partitions they came from."""
+        processor, ticks, touched = self.processor, self.ticks_topic, set()
+        for event in events:
+            m = event.message
+            if m.topic == ticks:
+                processor.on_tick(m.partition, m.value, committed_offset(self.app, self.events_topic, m.partition),
+                                  m.offset)
+            else:
+                processor.on_event(m.partition, m.offset, int((m.timestamp or 0) * 1000), m.key, m.value)
+            touched.add(m.partition)
+        return touched
+
+    async def _commit(self, batch: Batch) -> None:
+        """Commit one partition's batch (outputs, table values, consumed offsets) in one transaction, then write
+        the table values to the local store. A batch that changed nothing needs no transaction: its offsets are
+        committed with Faust's own commits, which never run ahead of the batches (events are acknowledged after
+        their batch)."""
+        if not batch.outputs and not batch.changes:
+            return
+        from aiokafka import TopicPartition
+
+        p = batch.partition
+        writer = await self.writers.get(p)
+        if writer is None:  # revoked meanwhile: the new owner processes these messages again
+            log.warning("dropping a batch of a partition this worker no longer owns", extra={"partition": p})
+            return
+        changed = list(batch.changes.items())
+        records = [Record(self.output_topics[kind], key, value) for kind, key, value in batch.outputs]
+        records += [Record(self.changelog_topic, key, value, p) for key, value in changed]
+        offsets = {}
+        if batch.events_offset is not None:
+            offsets[TopicPartition(self.events_topic, p)] = batch.events_offset + 1
+        if batch.ticks_offset is not None:
+            offsets[TopicPartition(self.ticks_topic, p)] = batch.ticks_offset + 1
+        started = time.monotonic()
+        written = await writer.commit(records, offsets)
+        self.metrics.commit_seconds.observe(time.monotonic() - started)
+        first = len(batch.outputs)
+        store_committed(self.table.data, TP(self.changelog_topic, p),
+                        [(key, value, meta.offset) for (key, value), meta in zip(changed, written[first:], strict=True)])
 
     def _wire(self) -> None:
         app, processor = self.app, self.processor
@@ -148,26 +242,27 @@ class WorkerApp:
         @app.agent(self.source, concurrency=1, name="slamon-monitor")
         async def consume(stream: Any) -> None:
             await self.policy_feed.ready.wait()
-            ticks = self.ticks_topic
-            async for event in stream.events():
-                m = event.message
-                if m.topic == ticks:
-                    processor.on_tick(m.partition, m.value, committed_offset(app, self.events_topic, m.partition))
-                else:
-                    processor.on_event(m.partition, m.offset, int((m.timestamp or 0) * 1000), m.key, m.value)
+            async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN):
+                try:
+                    # outside Faust's event context: the table's store then finds every key by key, whatever
+                    # partition the batch's last message came from
+                    touched = contextvars.Context().run(self._process, events)
+                    await asyncio.gather(*(self._commit(b) for p in sorted(touched)
+                                           if (b := processor.take(p)) is not None))
+                except Fenced as exc:
+                    fatal("another worker owns a partition of this worker now (fenced); stopping", exc)
+                except Exception as exc:  # noqa: BLE001 - the batch path must never ack what it did not commit
+                    fatal("processing a batch failed", exc)
 
         @app.timer(self.settings.tick_interval)
         async def send_ticks() -> None:
-            if not self.ready:
-                return
-            tps = [TP(self.events_topic, p) for p in sorted(self.owned())]
-            if not tps:
-                return
-            now = format_instant(now_us())  # before reading end offsets: they cover all written before now
-            ends = await self.offsets.end(tps)
-            for tp in tps:
-                end = ends.get(tp)
-                await self.ticks.send(partition=tp.partition, value=orjson.dumps({"now": now, "end_offset": end}))
+            # bounded and never raising: a broker away must not end the timer (it would end the worker)
+            try:
+                await asyncio.wait_for(self._send_ticks(), timeout=max(5 * self.settings.tick_interval, 10.0))
+            except Exception as exc:  # noqa: BLE001
+                self._broker_state(False, exc)
+            else:
+                self._broker_state(True)
 
         @self.table.on_recover
         async def rebuild() -> None:
@@ -185,9 +280,8 @@ class WorkerApp:
                 log.info("deadline index rebuilt", extra={"partitions": sorted(owned), "orders": n,
                                                           "seconds": round(time.monotonic() - started, 3)})
                 await self.api.register_partitions(owned)  # logs and carries on when Redis is unreachable
-            except Exception:
-                log.exception("rebuilding the deadline index failed; stopping the worker")
-                await app.stop()
+            except Exception as exc:  # noqa: BLE001
+                fatal("rebuilding the deadline index failed", exc)
 
         @app.on_before_shutdown.connect
         async def stop_background(sender: Any, **kwargs: Any) -> None:
@@ -195,6 +289,7 @@ class WorkerApp:
                 if task is not None:
                     task.cancel()
             await self.offsets.close()
+            await self.writers.close()
 
         @app.on_partitions_assigned.connect
         async def assigned(sender: Any, assigned: set[TP], **kwargs: Any) -> None:
@@ -202,16 +297,24 @@ class WorkerApp:
             # recovery, and the recovery callback needs the policies.
             self._start_background()
             raise_producer_buffer(app, PRODUCER_BUFFER_MESSAGES)
+            # the partitions' transactional producers: starting them fences whoever wrote for them before
+            self.writers.assign(tp.partition for tp in assigned if tp.topic == self.events_topic
+                                and not app.assignor.is_standby(tp))
 
         @app.on_partitions_revoked.connect
         async def revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
             self.recovered = False
-            processor.revoke({tp.partition for tp in revoked if tp.topic == self.events_topic})
+            partitions = {tp.partition for tp in revoked if tp.topic == self.events_topic}
+            processor.revoke(partitions)
+            await self.writers.revoke(partitions)
 
 
 def run_worker(settings: Settings, partitions: int) -> None:
     """Run a worker until it is stopped (SIGTERM, Ctrl-C)."""
     monitor = WorkerApp(settings, partitions)
+    if settings.store.startswith("rocksdb"):
+        asyncio.run(discard_stores_ahead(settings, Path(monitor.app.conf.tabledir), monitor.table.name,
+                                         monitor.changelog_topic))
     worker = faust.Worker(monitor.app, loglevel=settings.log_level, logging_config=logging_config(settings.log_level),
                           quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
@@ -223,3 +326,13 @@ def _has_lz4() -> bool:
     except ImportError:
         return False
     return True
+
+
+class _Store:
+    """The table's committed values, read by key (`table.data` is created when the worker starts)."""
+
+    def __init__(self, table: Any):
+        self.table = table
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.table.data.get(key)

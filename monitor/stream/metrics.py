@@ -7,13 +7,15 @@ the first increment of a series is not lost to `increase()`.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from .. import observe
 from ..core.policies import PolicySet
 from ..core.vocabulary import (
     CROSSING_KINDS,
@@ -24,8 +26,6 @@ from ..core.vocabulary import (
     OUTCOME_STATES,
     REASONS,
 )
-
-disable_created_metrics()
 
 RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 432000, 864000, 2592000)
@@ -119,6 +119,13 @@ class MonitorMetrics:
                                     buckets=DELAY_BUCKETS, registry=r)
         self.in_progress = InProgressCollector()
         r.register(self.in_progress)
+        observe.build_info(r)
+        self.skipped = observe.SkippedRecords(r, "worker", logging.getLogger("slamon.worker"))
+        # the worker's own health: is the broker reachable, how long commits take
+        self.broker_up = Gauge("slamon_broker_reachable", "1 while this worker reaches the Kafka cluster", registry=r)
+        self.commit_seconds = Histogram("slamon_batch_commit_seconds", "Time to commit one partition's batch "
+                                        "(outputs, table values and offsets in one transaction)",
+                                        buckets=DELAY_BUCKETS, registry=r)
         for reason in REASONS:
             self.invalid.labels(reason)
         for kind in CROSSING_KINDS:

@@ -51,6 +51,7 @@ class PolicyBook:
 
     def apply(self, key: bytes | None, value: bytes | None) -> bool:
         """Apply one message; True when the set changed. Rejects (and logs) a message that breaks the set."""
+        # (log fields never use LogRecord's own attribute names, such as `process`: logging refuses them)
         process = (key or b"").decode("utf-8", "replace")
         documents = dict(self.documents)
         if value is None:
@@ -62,14 +63,18 @@ class PolicyBook:
                 if not isinstance(doc, dict) or not isinstance(doc.get("document"), dict):
                     raise ValueError("value has no `document` object")
             except (orjson.JSONDecodeError, ValueError) as exc:
-                log.error("policy message rejected", extra={"process": process, "problem": str(exc)})
+                log.error("policy message rejected", extra={"policy": process, "problem": str(exc)})
                 return False
             documents[process] = doc
         try:
             policies = self._build(documents)
         except PolicyError as exc:
             log.error("policy message rejected; the running policies stay as they were",
-                      extra={"process": process, "problems": [str(p) for p in exc.problems]})
+                      extra={"policy": process, "problems": [str(p) for p in exc.problems]})
+            return False
+        except Exception as exc:  # noqa: BLE001 - no message may stop the feed (it stays in the compacted topic)
+            log.exception("policy message rejected (unusable); the running policies stay as they were",
+                          extra={"policy": process, "problem": f"{type(exc).__name__}: {exc}"})
             return False
         self.documents, self.policies = documents, policies
         log.info("policies in force", extra={"processes": {n: p.version for n, p in policies.policies.items()}})

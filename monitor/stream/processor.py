@@ -1,16 +1,23 @@
-"""What the agent does with each message, without Faust: events and ticks in, table writes and outputs out.
+"""What the agent does with each message, without Faust: events and ticks in, batches of table values and output
+records out.
 
-The agent hands every message of `workflow.events` and `sla.ticks` to `Processor.on_event` / `on_tick`, in the
-context of its partition, with the order table as a mapping (bytes keys and values). The processor:
+The agent hands the messages of `workflow.events` and `sla.ticks` to `Processor.on_event` / `on_tick`, partition by
+partition. Nothing is written anywhere while a message is processed: each partition's changes collect in a `Batch`
+(output records, and the new table values it implies), which the agent commits in one Kafka transaction together
+with the consumed offsets, and only then writes to the local store (see `app.py`). Reads see the batch's own
+changes first, then the committed store. The processor:
 
-- applies events to order states with the core engine, records the offset applied in the same table write
-  (a redelivered message after a crash or rebalance is recognised and skipped, not reported as a duplicate),
-  and sends every rejected event to the dead-letter topic with its reason and original bytes;
+- applies events to order states with the core engine, records the offset applied in the table value (a
+  redelivered message is recognised and skipped, not reported as a duplicate), and dead-letters every rejected
+  event with its reason and original bytes; an event whose key is not its order_id, or whose state would grow past
+  the size limit, is `malformed`; an event the engine fails on is `internal_error`, its order left as it was;
 - keeps, per partition, a deadline index and a watermark: a tick advances the partition's orders to the tick's
-  time only when every event written to the partition before the tick was sent has been applied (the tick
-  carries the partition's end offset); otherwise to no later than the write time of the last event applied.
-  Under lag, warnings wait; they are never announced for a run whose completion is already in the log;
-- keeps the in-progress gauge by announced level, per partition.
+  time (never beyond this worker's own clock) only when every event written to the partition before the tick was
+  sent has been applied (the tick carries the partition's end offset); otherwise to no later than the write time
+  of the last event applied. Under lag, warnings wait; they are never announced for a run whose completion is
+  already in the log;
+- keeps the in-progress gauge by announced level, per partition; metric changes of a message take effect only when
+  the message's outcome is kept (a rejected or failed event moves no counter but `sla_invalid_events_total`).
 
 The table value is `table.encode_value` of the partition, the offset applied, the next deadline and the state.
 """
@@ -19,8 +26,8 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Iterable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -29,14 +36,29 @@ from ..core.engine import Engine, OrderState, Run, announced_level, load_state, 
 from ..core.events import Malformed, decode_event
 from ..core.instants import US, format_instant, parse_instant
 from ..core.records import outcome_record, warning_record
-from ..core.vocabulary import CANCELLED, LEVELS, MALFORMED, RESOLVED
+from ..core.vocabulary import CANCELLED, INTERNAL_ERROR, LEVELS, MALFORMED, RESOLVED
 from .deadlines import DeadlineIndex
 from .metrics import MonitorMetrics
 from .table import decode_header, encode_value
 
 log = logging.getLogger("slamon.processor")
 
-Emit = Callable[[str, bytes | None, bytes], None]  # (output: warnings|outcomes|deadletter, key, value)
+# Output kinds (the topics are named by the app): what a batch's records are.
+WARNINGS, OUTCOMES, DEADLETTER = "warnings", "outcomes", "deadletter"
+# A tick whose order fails to advance is tried again this much later (its warnings wait, none is lost).
+RETRY_FAILED_ADVANCE_US = 60 * US
+
+
+@dataclass(slots=True)
+class Batch:
+    """One partition's changes since its last commit: output records in order, and the new table values (None:
+    delete) by key. `events_offset` / `ticks_offset`: the last offset of each input topic the batch consumed."""
+
+    partition: int
+    outputs: list[tuple[str, bytes | None, bytes]] = field(default_factory=list)
+    changes: dict[bytes, bytes | None] = field(default_factory=dict)
+    events_offset: int | None = None
+    ticks_offset: int | None = None
 
 
 @dataclass(slots=True)
@@ -47,8 +69,9 @@ class PartitionClock:
 
 
 class LiveSink:
-    """Turns what the engine decides for one partition's orders into output records, metrics and gauge moves.
-    The records wait in `out` until the processor hands them to the producer."""
+    """Turns what the engine decides for one partition's orders into output records, metric changes and gauge
+    moves. They wait in the sink until the message's outcome is kept (`keep`: records go to the batch, metrics move)
+    or dropped (`drop`)."""
 
     def __init__(self, partition: int, engine: Engine, metrics: MonitorMetrics, clock: Callable[[], int]):
         self.partition = partition
@@ -56,34 +79,48 @@ class LiveSink:
         self.metrics = metrics
         self.clock = clock
         self.out: list[tuple[str, bytes, dict[str, Any]]] = []
+        self.moves: list[Callable[[], None]] = []
+
+    def keep(self, batch: Batch) -> None:
+        for kind, key, rec in self.out:
+            batch.outputs.append((kind, key, orjson.dumps(rec)))
+        for move in self.moves:
+            move()
+        self.drop()
+
+    def drop(self) -> None:
+        self.out.clear()
+        self.moves.clear()
 
     def _segment(self, state: OrderState, run: Run) -> str:
         return self.engine.policies.segment_label(state.process, run.segment)
 
     def _gauge(self, state: OrderState, run: Run, seg: str, announced: int, delta: int) -> None:
-        level = LEVELS[announced_level(announced)]
-        self.metrics.in_progress.add(self.partition, (state.process, run.node, seg, level), delta)
+        key = (state.process, run.node, seg, LEVELS[announced_level(announced)])
+        self.moves.append(lambda: self.metrics.in_progress.add(self.partition, key, delta))
 
     def run_counted(self, state: OrderState, run: Run) -> None:
         """An open run found in the table after recovery: counted in the gauge at its announced level."""
-        self._gauge(state, run, self._segment(state, run), run.announced, 1)
+        key = (state.process, run.node, self._segment(state, run), LEVELS[announced_level(run.announced)])
+        self.metrics.in_progress.add(self.partition, key, 1)
 
     def run_started(self, state: OrderState, run: Run) -> None:
         seg = self._segment(state, run)
-        self.metrics.runs_started.labels(state.process, run.node, seg).inc()
+        self.moves.append(self.metrics.runs_started.labels(state.process, run.node, seg).inc)
         self._gauge(state, run, seg, run.announced, 1)
 
     def warning(self, state: OrderState, run: Run, kind: str, run_state: str, at: int, elapsed: int) -> None:
         rec = warning_record(state, run, kind, run_state, at, elapsed)
         now = self.clock()
         rec["detected_at"] = format_instant(now)
-        self.out.append(("warnings", state.order_id.encode(), rec))
+        self.out.append((WARNINGS, state.order_id.encode(), rec))
         if kind == RESOLVED:
             return
         seg = self._segment(state, run)
         m = self.metrics
-        m.crossings.labels(state.process, run.node, seg, kind).inc()
-        m.delay.labels(kind).observe(max(now - at, 0) / US)
+        self.moves.append(m.crossings.labels(state.process, run.node, seg, kind).inc)
+        delay = max(now - at, 0) / US
+        self.moves.append(lambda: m.delay.labels(kind).observe(delay))
         # called before the run counts this crossing: the level moves from before to after it
         if announced_level(run.announced) != announced_level(run.announced + 1):
             self._gauge(state, run, seg, run.announced, -1)
@@ -92,29 +129,33 @@ class LiveSink:
     def outcome(self, state: OrderState, run: Run, run_state: str, ended_at: int, elapsed: int) -> None:
         rec = outcome_record(state, run, run_state, ended_at, elapsed)
         rec["detected_at"] = format_instant(self.clock())
-        self.out.append(("outcomes", state.order_id.encode(), rec))
+        self.out.append((OUTCOMES, state.order_id.encode(), rec))
         seg = self._segment(state, run)
         m = self.metrics
-        m.outcomes.labels(state.process, run.node, seg, run_state).inc()
+        self.moves.append(m.outcomes.labels(state.process, run.node, seg, run_state).inc)
         if run_state != CANCELLED:
-            m.duration.labels(state.process, run.node).observe(elapsed / US)
-            m.ratio.labels(state.process, run.node).observe(elapsed / run.commitment)
+            ratio = elapsed / run.commitment
+            self.moves.append(lambda: m.duration.labels(state.process, run.node).observe(elapsed / US))
+            self.moves.append(lambda: m.ratio.labels(state.process, run.node).observe(ratio))
         self._gauge(state, run, seg, run.announced, -1)
 
 
 class Processor:
-    def __init__(self, engine: Engine, table: MutableMapping[bytes, bytes], emit: Emit, metrics: MonitorMetrics,
-                 clock: Callable[[], int], closed_retention_us: int = 86400 * US, events_topic: str = "workflow.events"):
+    def __init__(self, engine: Engine, store: Mapping[bytes, bytes], metrics: MonitorMetrics,
+                 clock: Callable[[], int], closed_retention_us: int = 86400 * US, events_topic: str = "workflow.events",
+                 ticks_topic: str = "sla.ticks", max_state_bytes: int = 512 * 1024):
         self.engine = engine
-        self.table = table
-        self.emit = emit
+        self.store = store  # the committed table values
         self.metrics = metrics
-        self.clock = clock  # wall clock, microseconds (only for detected_at / received_at and ticks)
+        self.clock = clock  # wall clock, microseconds (detected_at / received_at, and the bound on ticks)
         self.closed_retention = closed_retention_us
         self.events_topic = events_topic
+        self.ticks_topic = ticks_topic
+        self.max_state_bytes = max_state_bytes
         self.deadlines = DeadlineIndex()
         self.clocks: dict[int, PartitionClock] = {}
         self._sinks: dict[int, LiveSink] = {}
+        self._batches: dict[int, Batch] = {}
 
     # ---------------------------------------------------------------- assignment
 
@@ -158,7 +199,23 @@ class Processor:
             self.deadlines.drop(p)
             self.clocks.pop(p, None)
             self._sinks.pop(p, None)
+            self._batches.pop(p, None)
             self.metrics.in_progress.drop(p)
+
+    # ---------------------------------------------------------------- batches
+
+    def take(self, partition: int) -> Batch | None:
+        """The partition's changes since the last `take` (None when there are none), to be committed."""
+        return self._batches.pop(partition, None)
+
+    def _batch(self, partition: int) -> Batch:
+        batch = self._batches.get(partition)
+        if batch is None:
+            batch = self._batches[partition] = Batch(partition)
+        return batch
+
+    def _read(self, batch: Batch, key: bytes) -> bytes | None:
+        return batch.changes[key] if key in batch.changes else self.store.get(key)
 
     # ---------------------------------------------------------------- messages
 
@@ -174,29 +231,22 @@ class Processor:
             sink = self._sinks[partition] = LiveSink(partition, self.engine, self.metrics, self.clock)
         return sink
 
-    def _flush(self, sink: LiveSink) -> None:
-        out = sink.out
-        for topic, key, rec in out:
-            self.emit(topic, key, orjson.dumps(rec))
-        out.clear()
-
-    def _store(self, key: bytes, partition: int, offset: int, state: OrderState) -> None:
-        """Write the order's state (which records the crossings announced) to the table.
-
-        Call it after the outputs of the change were handed to the producer: the table's changelog record and the
-        outputs go through the same producer queue in order, so a crash can lose the table write and keep the
-        outputs (they are sent again on reprocessing: a duplicate, dropped by `warning_id`), but never keep the
-        record that says "announced" without the announcement itself.
-        """
+    def _value(self, partition: int, offset: int, state: OrderState) -> tuple[bytes, int | None]:
+        """The table value recording `state`, and the instant the order needs the clock next (None: never)."""
         deadline = next_deadline(state)
         if state.finished:
             purge = (state.last_at or 0) + self.closed_retention
             deadline = purge if deadline is None else min(deadline, purge)
-        self.table[key] = encode_value(partition, offset, deadline, state)
-        if deadline is not None:
-            self.deadlines.push(partition, deadline, key)
+        return encode_value(partition, offset, deadline, state), deadline
 
-    def dead_letter(self, reason: str, detail: str, topic: str, partition: int, offset: int, key: bytes | None,
+    def _keep(self, batch: Batch, sink: LiveSink, key: bytes, value: bytes, deadline: int | None) -> None:
+        """Keep a change: its outputs and its table value go to the batch, committed together."""
+        sink.keep(batch)
+        batch.changes[key] = value
+        if deadline is not None:
+            self.deadlines.push(batch.partition, deadline, key)
+
+    def dead_letter(self, batch: Batch, reason: str, detail: str, offset: int, key: bytes | None,
                     raw: bytes | None) -> None:
         self.metrics.invalid.labels(reason).inc()
         raw = raw or b""
@@ -204,73 +254,123 @@ class Processor:
             text, encoding = raw.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             text, encoding = base64.b64encode(raw).decode(), "base64"
-        rec = {"reason": reason, "detail": detail, "topic": topic, "partition": partition, "offset": offset,
-               "received_at": format_instant(self.clock()), "raw": text, "raw_encoding": encoding}
-        self.emit("deadletter", key, orjson.dumps(rec))
+        rec = {"reason": reason, "detail": detail, "topic": self.events_topic, "partition": batch.partition,
+               "offset": offset, "received_at": format_instant(self.clock()), "raw": text, "raw_encoding": encoding}
+        batch.outputs.append((DEADLETTER, key, orjson.dumps(rec)))
 
     def on_event(self, partition: int, offset: int, write_time_ms: int, key: bytes | None, raw: bytes | None) -> None:
+        batch = self._batch(partition)
+        batch.events_offset = offset
         clock = self._clock(partition)
         try:
-            try:
-                ev = decode_event(raw if raw is not None else b"")
-            except Malformed as exc:
-                self.dead_letter(MALFORMED, str(exc), self.events_topic, partition, offset, key, raw)
-                return
-            tkey = ev.order_id.encode()
-            value = self.table.get(tkey)
-            state = None
-            if value:
-                p0, last_offset, _, body = decode_header(value)
-                if p0 == partition and offset <= last_offset:
-                    return  # redelivered after a crash or rebalance: its effect is already in the table
-                state = load_state(body, self.engine)
-            sink = self._sink(partition)
-            new, rejection = self.engine.apply(state, ev, sink)
-            if rejection is not None:
-                self.dead_letter(rejection.reason, rejection.detail, self.events_topic, partition, offset, key, raw)
-                return
-            self.metrics.events.labels(ev.process, ev.type).inc()
-            self._flush(sink)  # outputs before the table write: see _store
-            self._store(tkey, partition, offset, new)  # type: ignore[arg-type]
+            self._apply_event(batch, offset, key, raw)
         finally:
             clock.applied_offset = offset
             clock.applied_write_time = max(clock.applied_write_time, write_time_ms * 1000)
 
-    def on_tick(self, partition: int, raw: bytes, committed: int | None = None) -> int:
+    def _apply_event(self, batch: Batch, offset: int, key: bytes | None, raw: bytes | None) -> None:
+        try:
+            ev = decode_event(raw if raw is not None else b"")
+        except Malformed as exc:
+            self.dead_letter(batch, MALFORMED, str(exc), offset, key, raw)
+            return
+        tkey = ev.order_id.encode()
+        if key != tkey:
+            self.dead_letter(batch, MALFORMED, f"the message key {_shown(key)} is not the event's order_id "
+                             f"{ev.order_id!r} (events of one order must share a key, so they share a partition)",
+                             offset, key, raw)
+            return
+        value = self._read(batch, tkey)
+        state = None
+        if value:
+            p0, last_offset, _, body = decode_header(value)
+            if p0 == batch.partition and offset <= last_offset:
+                return  # redelivered after a crash or rebalance: its effect is already in the table
+            state = load_state(body, self.engine)
+        sink = self._sink(batch.partition)
+        try:
+            new, rejection = self.engine.apply(state, ev, sink)
+            if rejection is None:
+                new_value, deadline = self._value(batch.partition, offset, new)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001 - the monitor's own fault: this event only, the order as it was
+            sink.drop()
+            log.exception("applying an event failed", extra={"partition": batch.partition, "offset": offset})
+            self.dead_letter(batch, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", offset, key, raw)
+            return
+        if rejection is not None:
+            sink.drop()
+            self.dead_letter(batch, rejection.reason, rejection.detail, offset, key, raw)
+            return
+        if len(new_value) > self.max_state_bytes:
+            sink.drop()
+            self.dead_letter(batch, MALFORMED, f"the order's state would grow to {len(new_value)} bytes, over the "
+                             f"limit of {self.max_state_bytes} (SLAMON_MAX_STATE_BYTES)", offset, key, raw)
+            return
+        self.metrics.events.labels(ev.process, ev.type).inc()
+        self._keep(batch, sink, tkey, new_value, deadline)
+
+    def on_tick(self, partition: int, raw: bytes, committed: int | None = None, offset: int | None = None) -> int:
         """Advance the partition's due orders. `committed` is the group's committed offset of the events
         partition, used when no event has been processed since assignment. Returns the watermark used."""
+        batch = self._batch(partition)
+        if offset is not None:
+            batch.ticks_offset = offset
+        clock = self._clock(partition)
         try:
             tick = orjson.loads(raw)
             now = parse_instant(tick["now"])
             end = tick.get("end_offset")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            log.warning("ignoring unreadable tick", extra={"partition": partition})
-            return self._clock(partition).watermark
-        clock = self._clock(partition)
+            if end is not None and (type(end) is not int or end < 0):
+                raise ValueError(f"end_offset {end!r}")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            self.metrics.skipped.skip(self.ticks_topic, partition, -1 if offset is None else offset,
+                                      "unreadable_tick", str(exc))
+            return clock.watermark
+        own = self.clock()
+        if now > own:  # a tick from a clock ahead of ours (or forged): not trusted beyond our own
+            now = own
         if end is None:
             caught_up = False
         else:
             caught_up = (end == 0 or (clock.applied_offset is not None and clock.applied_offset + 1 >= end)
                          or (committed is not None and committed >= end))
         self.metrics.ticks.labels("true" if caught_up else "false").inc()
-        self.metrics.tick_delay.observe(max(self.clock() - now, 0) / US)
+        self.metrics.tick_delay.observe(max(own - now, 0) / US)
         mark = now if caught_up else min(now, clock.applied_write_time)
         if mark > clock.watermark:
             clock.watermark = mark
         wm = clock.watermark
         sink = self._sink(partition)
         for deadline, key in list(self.deadlines.pop_due(partition, wm)):
-            value = self.table.get(key)
+            value = self._read(batch, key)
             if not value:
                 continue
-            p0, offset, stored, body = decode_header(value)
-            if p0 != partition or stored != deadline:
+            p0, offset_applied, stored, body = decode_header(value)
+            if p0 != partition or stored is None or stored > deadline:
                 continue  # stale entry: the order moved on and has its own entry
-            state = load_state(body, self.engine)
-            if state.finished and (state.last_at or 0) + self.closed_retention < wm:
-                del self.table[key]
+            try:
+                state = load_state(body, self.engine)
+                if state.finished and (state.last_at or 0) + self.closed_retention < wm:
+                    batch.changes[key] = None
+                    continue
+                self.engine.advance(state, wm, sink)
+                new_value, next_due = self._value(partition, offset_applied, state)
+                if new_value == value:  # nothing crossed (e.g. a retry entry of an order already advanced)
+                    sink.drop()
+                    if next_due is not None:
+                        self.deadlines.push(partition, next_due, key)
+                    continue
+            except Exception:  # noqa: BLE001 - the monitor's own fault: this order waits and is tried again
+                sink.drop()
+                log.exception("advancing an order failed; trying again later",
+                              extra={"partition": partition, "order": key.decode("utf-8", "replace")})
+                self.deadlines.push(partition, deadline + RETRY_FAILED_ADVANCE_US, key)
                 continue
-            self.engine.advance(state, wm, sink)
-            self._flush(sink)
-            self._store(key, partition, offset, state)
+            self._keep(batch, sink, key, new_value, next_due)
         return wm
+
+
+def _shown(key: bytes | None) -> str:
+    if key is None:
+        return "(none)"
+    return repr(key.decode("utf-8", "replace")[:100])

@@ -8,6 +8,8 @@
   (faust-streaming #74 family; seen here after a worker joined the group) and resumes only at the next
   rebalance. When recovery makes no progress for a while, the group is asked to rejoin.
 - `committed_offset`: Faust's record of the group's committed offset of a partition.
+- `discard_stores_ahead`: a RocksDB store that recorded more of its changelog than the changelog holds (cluster or
+  topic recreated) makes Faust refuse to start; such a partition's store is deleted and rebuilt instead.
 - `raise_producer_buffer`: Faust pauses the stream whenever more than `ProducerBuffer.max_messages` (100) records
   wait in its producer buffer and drains it one record at a time, logging a warning each time.
 """
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from faust.types import TP
@@ -92,3 +96,42 @@ async def request_rejoin(app: Any) -> None:
         thread._ensure_consumer()._coordinator.request_rejoin()
 
     await thread.call_thread(rejoin)
+
+
+async def discard_stores_ahead(settings: Settings, tabledir: Path, table: str, changelog_topic: str) -> list[int]:
+    """Delete the local RocksDB store of every partition whose recorded changelog offset lies at or beyond the
+    changelog's last committed record: the cluster or the topic was recreated under it, and Faust would refuse
+    to recover (`ConsistencyError`). The partition is then rebuilt from the changelog. Returns the partitions."""
+    from faust.stores.rocksdb import RocksDBOptions, Store
+
+    from .transport import committed_ends
+
+    found = {}
+    for path in tabledir.glob(f"{table}-*.db"):
+        suffix = path.name[len(table) + 1:-3]
+        if suffix.isdigit():
+            found[int(suffix)] = path
+    if not found:
+        return []
+    probe = kafka.consumer(settings, client_id=f"{settings.app_id}-stores", group_id=None)
+    await probe.start()
+    try:
+        exists = changelog_topic in await probe.topics()
+    finally:
+        await probe.stop()
+    ends = await committed_ends([TP(changelog_topic, p) for p in found]) if exists else {}
+    discarded = []
+    for p, path in sorted(found.items()):
+        db = RocksDBOptions().open(path, read_only=True)
+        try:
+            raw = db.get(Store.offset_key)
+        finally:
+            db.close()
+        end = ends.get(TP(changelog_topic, p), 0)
+        if raw is not None and int(raw) >= end:
+            log.warning("the local store of a partition is ahead of its changelog (the cluster or topic was "
+                        "recreated); discarding it and rebuilding the partition from the changelog",
+                        extra={"partition": p, "store_offset": int(raw), "changelog_end": end, "path": str(path)})
+            shutil.rmtree(path)
+            discarded.append(p)
+    return discarded

@@ -74,34 +74,37 @@ def test_nothing_arrives_breach_within_commitment_plus_two_ticks(shared):
     assert w.metric("sla_crossings_total", {"process": "p", "node": "n", "kind": "commitment_breached"}) >= 1
 
 
-BAD = [
-    (b"not json", "malformed"),
-    (b"\xff\xfe\x00 binary", "malformed"),
-    (orjson.dumps({"event_id": "x", "order_id": "bad-1", "process": "p", "type": "node_started", "node": "n",
-                   "at": "2026-11-21T08:00:00"}), "malformed"),
-    (orjson.dumps({"event_id": "u1", "order_id": "bad-2", "process": "nope", "type": "node_started", "node": "n",
-                   "at": "2026-11-21T08:00:00Z"}), "unknown_process"),
-    (orjson.dumps({"event_id": "u2", "order_id": "bad-3", "process": "p", "type": "node_started", "node": "zz",
-                   "at": "2026-11-21T08:00:00Z"}), "unknown_node"),
-    (orjson.dumps({"event_id": "u3", "order_id": "bad-4", "process": "p", "type": "node_resumed", "node": "n",
-                   "at": "2026-11-21T08:00:00Z"}), "invalid_transition"),
-    (orjson.dumps({"event_id": "u4", "order_id": "bad-5", "process": "p", "type": "node_started", "node": "n",
-                   "at": "2026-11-21T08:00:00Z"}), None),
-    (orjson.dumps({"event_id": "u4", "order_id": "bad-5", "process": "p", "type": "node_started", "node": "n",
-                   "at": "2026-11-21T08:00:00Z"}), "duplicate_event"),
-    (orjson.dumps({"event_id": "u5", "order_id": "bad-5", "process": "p", "type": "node_completed", "node": "n",
-                   "at": "2026-11-21T07:00:00Z"}), "out_of_order"),
-]
+def bad_input(tag: str) -> list[tuple[bytes, bytes, str | None]]:
+    """(key, value, reason) of one kind of bad input each; None: a valid event the next ones refer to. Keys are
+    the events' order ids (a key that is not is itself malformed: the last case)."""
+
+    def ev(event_id, order, **fields):
+        base = {"event_id": f"{event_id}-{tag}", "order_id": f"{order}-{tag}", "process": "p",
+                "type": "node_started", "node": "n", "at": "2026-11-21T08:00:00Z"}
+        return f"{order}-{tag}".encode(), orjson.dumps({**base, **fields})
+
+    return [
+        (f"bad-0-{tag}".encode(), b"not json", "malformed"),
+        (f"bad-1-{tag}".encode(), b"\xff\xfe\x00 binary", "malformed"),
+        (*ev("x", "bad-2", at="2026-11-21T08:00:00"), "malformed"),
+        (*ev("u1", "bad-3", process="nope"), "unknown_process"),
+        (*ev("u2", "bad-4", node="zz"), "unknown_node"),
+        (*ev("u3", "bad-5", type="node_resumed"), "invalid_transition"),
+        (*ev("u4", "bad-6"), None),
+        (*ev("u4", "bad-6"), "duplicate_event"),
+        (*ev("u5", "bad-6", type="node_completed", at="2026-11-21T07:00:00Z"), "out_of_order"),
+        (b"not-the-order", ev("u6", "bad-7")[1], "malformed"),
+    ]
 
 
 def test_bad_input_goes_to_dead_letters_with_original_bytes_and_is_counted(shared):
     w, topics, _ = shared
-    before = {r: w.metric("sla_invalid_events_total", {"reason": r}) for r in {r for _, r in BAD if r}}
-    tag = uuid.uuid4().hex[:6].encode()
-    keys = [b"bad-" + tag + b"-%d" % i for i in range(len(BAD))]
-    keys[6] = keys[7] = keys[8] = b"bad-5-" + tag  # the duplicate and out-of-order events share one order
-    topics.produce([raw for raw, _ in BAD], keys=keys)
-    wanted = Counter(r for _, r in BAD if r)
+    tag = uuid.uuid4().hex[:6]
+    bad = bad_input(tag)
+    before = {r: w.metric("sla_invalid_events_total", {"reason": r}) for r in {r for _, _, r in bad if r}}
+    keys = [k for k, _, _ in bad]
+    topics.produce([raw for _, raw, _ in bad], keys=keys)
+    wanted = Counter(r for _, _, r in bad if r)
 
     def arrived():
         got = [(k, orjson.loads(v)) for k, v in topics.read("sla.deadletter") if k in set(keys)]
@@ -111,13 +114,13 @@ def test_bad_input_goes_to_dead_letters_with_original_bytes_and_is_counted(share
     assert Counter(d["reason"] for _, d in got) == wanted
     for _, d in got:
         original = __import__("base64").b64decode(d["raw"]) if d["raw_encoding"] == "base64" else d["raw"].encode()
-        assert original in [raw for raw, _ in BAD]
+        assert original in [raw for _, raw, _ in bad]
         assert d["topic"].endswith("workflow.events") and d["detail"]
     for reason, n in wanted.items():
         assert w.metric("sla_invalid_events_total", {"reason": reason}) - before[reason] == n
     assert w.get("/readyz")[0] == 200  # the agent keeps running
     # and still monitors: a fresh order after the bad input is applied
-    order = f"after-bad-{tag.decode()}"
+    order = f"after-bad-{tag}"
     topics.produce([event(order, "node_started", now())])
     wait_for(lambda: w.metric("sla_runs_started_total", {"process": "p", "node": "n"}) > 0, 10, "run started")
 

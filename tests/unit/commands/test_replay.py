@@ -5,6 +5,8 @@ time: a deliberately different computation from the engine's interval arithmetic
 from __future__ import annotations
 
 import csv
+import gzip
+import json
 import random
 import statistics
 import subprocess
@@ -125,7 +127,7 @@ def generate(seed: int = 11):
     valid_noise.append({"event_id": "t1", "order_id": "bad-1", "process": "onboarding", "type": "node_resumed",
                         "node": "call", "at": iso(START + 7 * MIN)})  # invalid_transition
     expected_invalid = {"malformed": 4, "duplicate_event": 6, "unknown_process": 1, "unknown_node": 1,
-                        "out_of_order": 0, "invalid_transition": 1}
+                        "out_of_order": 0, "invalid_transition": 1, "internal_error": 0}
     return clean, valid_noise, noise, expected_invalid
 
 
@@ -397,3 +399,66 @@ def test_a_byte_order_mark_at_the_start_of_the_file_is_not_data(tmp_path, capsys
     out = run_json(capsys, "--policies", str(pol), "--events", str(ev))
     assert out["invalid"]["malformed"] == 0
     assert [(r["node"], r["in_progress_normal"]) for r in out["summary"]] == [("call", 2)]
+
+
+# ---------------------------------------------------------------- damaged input: one line on stderr, exit 2
+
+
+def _replay_fails(capsys, pol, ev, *extra) -> str:
+    """The replay refuses the input with exit 2 and one line on stderr (no traceback, nothing on stdout)."""
+    assert slamon(["replay", "--policies", str(pol), "--events", str(ev), "--json", *extra]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_truncated_gzip_file_is_rejected_not_a_traceback_or_a_partial_replay(tmp_path, capsys):
+    pol = _onboarding_policies(tmp_path)
+    whole = gzip.compress(b"\n".join(orjson.dumps(_started(str(i), f"o{i}", "2026-01-01T00:00:00Z"))
+                                     for i in range(2000)))
+    (tmp_path / "e.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    err = _replay_fails(capsys, pol, tmp_path / "e.jsonl.gz")
+    assert "e.jsonl.gz: the compressed data is damaged or cut short after line" in err
+    (tmp_path / "e.jsonl.gz").write_bytes(whole[:12])  # cut inside the gzip header
+    assert "cut short at its start" in _replay_fails(capsys, pol, tmp_path / "e.jsonl.gz")
+
+
+def test_a_csv_that_is_not_utf8_is_rejected_naming_the_line(tmp_path, capsys):
+    pol = _onboarding_policies(tmp_path)
+    text = "event_id,order_id,process,type,node,at\n1,a,onboarding,node_started,call,2026-01-01T00:00:00Z\n" \
+           "2,caf\xe9,onboarding,node_started,call,2026-01-01T00:00:01Z\n"
+    (tmp_path / "e.csv").write_bytes(text.encode("latin-1"))
+    err = _replay_fails(capsys, pol, tmp_path / "e.csv")
+    assert "e.csv: line 3 is not UTF-8 text (byte 0xe9)" in err
+
+
+def test_a_csv_header_without_the_required_columns_is_rejected_naming_them(tmp_path, capsys):
+    pol = _onboarding_policies(tmp_path)
+    (tmp_path / "e.csv").write_text("id,when,what\n1,2026-01-01T00:00:00Z,node_started\n")
+    err = _replay_fails(capsys, pol, tmp_path / "e.csv")
+    assert "e.csv: the CSV header lacks the columns event_id, order_id, process, type, at (it has id, when, what" in err
+    (tmp_path / "e.csv").write_text("event_id,order_id,process,type,when\n1,a,onboarding,order_completed,x\n")
+    assert "lacks the column at (" in _replay_fails(capsys, pol, tmp_path / "e.csv")
+
+
+def test_a_now_past_year_9999_is_an_unusable_argument(tmp_path, capsys):
+    pol = _onboarding_policies(tmp_path)
+    ev = _jsonl(tmp_path / "e.jsonl", [_started("1", "a", "2026-01-01T00:00:00Z")])
+    assert "--now: '9999-12-31T23:00:00-05:00' is outside the supported years" in _replay_fails(
+        capsys, pol, ev, "--now", "9999-12-31T23:00:00-05:00")
+
+
+def test_events_that_cannot_be_stored_are_counted_malformed_and_the_replay_goes_on(tmp_path, capsys):
+    pol = _onboarding_policies(tmp_path)
+    deep: object = 1
+    for _ in range(300):
+        deep = {"k": deep}
+    ev = tmp_path / "e.jsonl"
+    ev.write_bytes(b"\n".join([
+        orjson.dumps(_started("1", "a", "9999-12-31T23:00:00-05:00")),  # past year 9999 in UTC
+        orjson.dumps(_started("2", "b", "1969-12-31T23:00:00Z")),  # before 1970
+        json.dumps({**_started("3", "c", "2026-01-01T00:00:00Z"), "attrs": deep}).encode(),
+        orjson.dumps(_started("4", "d", "2026-01-01T00:00:00Z"))]))
+    out = run_json(capsys, "--policies", str(pol), "--events", str(ev))
+    assert out["invalid"]["malformed"] == 3 and out["now"] == "2026-01-01T00:00:00Z"
+    assert [(r["node"], r["total"]) for r in out["summary"]] == [("call", 1)]

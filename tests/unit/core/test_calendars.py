@@ -1,8 +1,10 @@
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
-from monitor.core.calendars import ALWAYS_OPEN, CalendarError, WeeklyCalendar, parse_range
+from monitor.core.calendars import ALWAYS_OPEN, END, CalendarError, WeeklyCalendar, parse_range
+from monitor.core.durations import MAX_US
+from monitor.core.instants import MAX_INSTANT
 from monitor.core.instants import parse_instant as T
 
 H = 3600 * 1_000_000
@@ -91,3 +93,34 @@ def test_a_range_boundary_skipped_by_the_spring_change_is_the_instant_of_the_cha
     # the repeated hour of the autumn change is worked once more: 02:30 CEST to 04:00 CET is 2.5 real hours
     autumn = T("2026-10-25T00:00:00+02:00"), T("2026-10-25T12:00:00+01:00")
     assert night.working(*autumn) == 150 * 60 * 1_000_000
+
+
+def test_used_up_has_no_scanning_horizon():
+    # 3000 working days of an 8-hour office day: more than eleven years of calendar time (the old scan gave up
+    # after ten years with "no working time", a traceback in the replay)
+    cal = office()
+    start = T("2026-11-23T09:00:00+08:00")
+    amount = 3000 * 8 * H
+    end = cal.used_up(start, amount)
+    assert end > T("2038-01-01T00:00:00Z")
+    assert cal.working(start, end) == amount and cal.working(start, end + 1) == amount + 1
+    # a year of holidays is as valid as any: the deadline is after it
+    year = {date(2027, 1, 1) + timedelta(days=i) for i in range(365)}
+    closed_2027 = office(holidays=year)
+    assert closed_2027.used_up(T("2026-12-31T17:00:00+08:00"), 2 * H) == T("2028-01-03T10:00:00+08:00")
+
+
+def test_an_amount_not_used_up_before_year_10000_ends_at_END():
+    # one minute a week: 100 years of working time would take millennia past 9999; no supported `now` reaches END
+    sparse = WeeklyCalendar("sparse", "Europe/Berlin", {0: [(540, 541)]}, set())
+    assert sparse.used_up(T("9700-01-01T00:00:00Z"), MAX_US) == END
+    assert END == MAX_INSTANT + 1
+
+
+@pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "Etc/GMT+12", "Europe/Berlin"])
+def test_working_time_at_the_end_of_year_9999_has_no_date_overflow(tz):
+    cal = WeeklyCalendar("all", tz, {d: [(0, 1440)] for d in range(7)}, set())
+    a = T("9999-12-25T00:00:00Z")
+    assert 0 < cal.working(a, MAX_INSTANT) <= MAX_INSTANT - a
+    assert cal.used_up(a, MAX_US) == END
+    assert office(tz).used_up(T("9999-12-31T23:00:00Z"), H) == END

@@ -1,6 +1,6 @@
 import pytest
 
-from monitor.core.durations import DurationError, format_duration, parse_duration
+from monitor.core.durations import MAX_US, DurationError, format_duration, parse_duration
 
 S = 1_000_000
 
@@ -30,3 +30,11 @@ def test_year_and_month_are_explained():
 @pytest.mark.parametrize("text", ["45s", "1d12h30m", "7d", "1h1s"])
 def test_format_duration_round_trips(text):
     assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
+
+
+def test_durations_beyond_100_years_are_rejected_with_the_limit():
+    for big in ["99999999999999999999d", "36526d", "36525d1s", "P5218W", "3155760001", 3155760001, 3.2e9, 10**5000,
+                "9" * 5000]:
+        with pytest.raises(DurationError, match=r"more than 36525d \(100 years\).*not supported"):
+            parse_duration(big)
+    assert parse_duration("36525d") == parse_duration(3155760000) == MAX_US == 36525 * 86400 * S  # the longest

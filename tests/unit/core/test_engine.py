@@ -247,3 +247,51 @@ def test_state_round_trips_through_bytes_without_repeating_crossings(cut):
     assert rec.warnings == ref_rec.warnings and rec.outcomes == ref_rec.outcomes
     assert dump_state(state) == dump_state(ref)
     assert len(dump_state(state)) < 600
+
+
+def test_the_longest_limits_near_the_end_of_time_neither_crash_nor_cross():
+    # 100-year limits on a run started in the last hour of year 9999: the deadlines lie past every instant an
+    # event or `now` can have; the run is judged and its state still serialises
+    longest = {"process": "p", "nodes": {"n": {"commitment": "36525d", "tolerance": "36525d"}}}
+    sparse = {**longest, "calendar": "sparse"}
+    calendars = {"calendars": {"sparse": {"timezone": "Europe/Berlin", "hours": {"mon": ["09:00-09:01"]}}}}
+    for doc in (longest, sparse):
+        engine, state, rec, rejections = run_events(policies(doc, calendars=calendars), [
+            ev("node_started", "9999-12-31T23:00:00Z")], now="9999-12-31T23:59:59.999999Z")
+        assert rejections == [] and rec.warnings == []
+        assert next_deadline(state) > T("9999-12-31T23:59:59.999999Z")
+        assert state.runs["n"].judge(T("9999-12-31T23:59:59.999999Z")) == "in_progress_normal"
+        assert dump_state(load_state(dump_state(state), engine)) == dump_state(state)
+
+
+def test_replay_counts_an_engine_failure_as_internal_error_and_leaves_the_order_as_it_was(monkeypatch):
+    from monitor.core.events import event_from_object
+    from monitor.core.replay import replay
+
+    pol = policies({"process": "p", "nodes": {"n": {"commitment": "1h", "tolerance": "2h"},
+                                              "m": {"commitment": "1h", "tolerance": "2h"}}})
+
+    def e(i, order, etype, minutes, node="n"):
+        return event_from_object({"event_id": f"e{i}", "order_id": order, "process": "p", "type": etype,
+                                  "node": node, "at": f"2026-11-21T08:{minutes:02d}:00Z"})
+
+    items = [e(1, "a", "node_started", 0), e(2, "b", "node_started", 1), e(3, "a", "node_completed", 2),
+             e(4, "a", "node_started", 3, "m"), e(5, "b", "node_completed", 4)]
+    real_apply = Engine.apply
+
+    def failing(self, state, ev, sink):
+        if ev.event_id == "e3":  # fails after the engine has started to change the order
+            real_apply(self, state, ev, sink)
+            raise RuntimeError("injected")
+        return real_apply(self, state, ev, sink)
+
+    monkeypatch.setattr(Engine, "apply", failing)
+    out = replay(pol, lambda: items, T("2026-11-21T08:30:00Z"))
+    monkeypatch.undo()
+    assert out["invalid"]["internal_error"] == 1
+    # the order is as it was before e3: n still open (in progress), m started; b unaffected
+    rows = {(r["process"], r["node"]): r for r in out["summary"]}
+    assert rows[("p", "n")]["in_progress_normal"] == 1 and rows[("p", "n")]["completed_normal"] == 1
+    assert rows[("p", "m")]["in_progress_normal"] == 1
+    expected = replay(pol, lambda: [i for i in items if i.event_id != "e3"], T("2026-11-21T08:30:00Z"))
+    assert out["summary"] == expected["summary"] and out["warnings"] == expected["warnings"]

@@ -28,8 +28,7 @@ class Harness:
         self.metrics = MonitorMetrics(CollectorRegistry())
         self.engine = Engine(policies(POLICY))
         self.metrics.prime(self.engine.policies)
-        self.proc = Processor(self.engine, self.table, lambda t, k, v: self.out.append((t, k, orjson.loads(v))),
-                              self.metrics, lambda: self.now, closed_retention_us=60 * S)
+        self.proc = Processor(self.engine, self.table, self.metrics, lambda: self.now, closed_retention_us=60 * S)
         self.offsets: dict[int, int] = {}
         self.proc.rebuild([0, 1, 3], [])  # assignment: this worker owns partitions 0, 1 and 3
 
@@ -40,12 +39,26 @@ class Harness:
         self.offsets[partition] = offset
         self.proc.on_event(partition, offset, (T0 + int((write_s if write_s is not None else at_s) * S)) // 1000,
                            order.encode(), raw if raw is not None else orjson.dumps(body))
+        self.commit()
         return offset
+
+    def commit(self):
+        """What the worker does after a batch: its outputs and table values, committed together."""
+        for p in list(self.proc._batches):
+            batch = self.proc.take(p)
+            self.out += [(kind, key, orjson.loads(value)) for kind, key, value in batch.outputs]
+            for key, value in batch.changes.items():
+                if value is None:
+                    self.table.pop(key, None)
+                else:
+                    self.table[key] = value
 
     def tick(self, now_s, partition=0, end=None, committed=None):
         self.now = T0 + int(now_s * S)
         end = self.offsets.get(partition, -1) + 1 if end is None else end
-        return self.proc.on_tick(partition, orjson.dumps({"now": format_instant(self.now), "end_offset": end}), committed)
+        wm = self.proc.on_tick(partition, orjson.dumps({"now": format_instant(self.now), "end_offset": end}), committed)
+        self.commit()
+        return wm
 
     def warnings(self):
         return [(v["kind"], v["crossed_at"]) for t, _, v in self.out if t == "warnings"]
@@ -106,9 +119,11 @@ def test_redelivered_events_are_skipped_and_true_duplicates_dead_lettered():
     value = h.table[b"o1"]
     h.proc.on_event(0, 0, T0 // 1000, b"o1", orjson.dumps({"event_id": "o1-node_started-0", "order_id": "o1",
                     "process": "p", "type": "node_started", "node": "n", "at": format_instant(T0)}))
+    h.commit()
     assert h.table[b"o1"] == value and h.out == []
     h.proc.on_event(0, 7, T0 // 1000, b"o1", orjson.dumps({"event_id": "o1-node_started-0", "order_id": "o1",
                     "process": "p", "type": "node_started", "node": "n", "at": format_instant(T0)}))
+    h.commit()
     assert [(t, v["reason"]) for t, _, v in h.out] == [("deadletter", "duplicate_event")]
 
 
@@ -124,9 +139,10 @@ def test_redelivered_events_are_skipped_and_true_duplicates_dead_lettered():
 )
 def test_invalid_events_go_to_the_dead_letter_topic_with_original_bytes(raw, reason):
     h = Harness()
-    h.proc.on_event(3, 41, T0 // 1000, b"k", raw)
+    h.proc.on_event(3, 41, T0 // 1000, b"o9" if reason != "malformed" else b"k", raw)
+    h.commit()
     [(topic, key, rec)] = h.out
-    assert topic == "deadletter" and key == b"k"
+    assert topic == "deadletter" and key == (b"o9" if reason != "malformed" else b"k")
     assert rec["reason"] == reason and rec["partition"] == 3 and rec["offset"] == 41 and rec["detail"]
     original = base64.b64decode(rec["raw"]) if rec["raw_encoding"] == "base64" else rec["raw"].encode()
     assert original == raw
@@ -196,32 +212,99 @@ def test_after_a_handover_the_table_tells_how_far_the_partition_was_applied():
     assert newer.tick(5, end=3, committed=None) == 0
 
 
-class _SequencedTable(dict):
-    """An order table that logs its writes into the same sequence as the outputs."""
-
-    def __init__(self, log):
-        super().__init__()
-        self.log = log
-
-    def __setitem__(self, key, value):
-        self.log.append(("table", key))
-        super().__setitem__(key, value)
-
-
 @pytest.mark.parametrize("by", ["tick", "event"])
-def test_outputs_are_handed_to_the_producer_before_the_table_write_that_records_them(by):
-    # Faust sends changelog records and outputs through one producer queue, in order: the announcement must be
-    # queued first, or a crash between the two would keep "announced" in the table and lose the warning.
+def test_nothing_reaches_the_table_before_the_batch_that_records_it_is_committed(by):
+    # the announcement and the table value that records it are committed in one transaction: until the worker
+    # takes the batch, neither the table nor the outputs have it, and the batch holds both
     h = Harness()
-    seq: list[tuple[str, object]] = []
-    h.proc.table = _SequencedTable(seq)
-    h.proc.emit = lambda t, k, v: seq.append((t, k))
     h.event("node_started", 0)
-    seq.clear()
+    before = dict(h.table)
+    h.now = T0 + 4 * S
     if by == "tick":
-        h.tick(4)
+        h.proc.on_tick(0, orjson.dumps({"now": format_instant(h.now), "end_offset": 1}), None, 5)
     else:
-        h.event("node_completed", 4)
-    kinds = [t for t, _ in seq]
-    assert "warnings" in kinds and "table" in kinds
-    assert kinds.index("table") > max(i for i, k in enumerate(kinds) if k != "table")
+        h.proc.on_event(0, 1, (T0 + 4 * S) // 1000, b"o1", orjson.dumps({
+            "event_id": "done", "order_id": "o1", "process": "p", "type": "node_completed", "node": "n",
+            "at": format_instant(T0 + 4 * S)}))
+    assert h.table == before
+    batch = h.proc.take(0)
+    assert [kind for kind, _, _ in batch.outputs].count("warnings") >= 1 and set(batch.changes) == {b"o1"}
+    assert (batch.ticks_offset, batch.events_offset) == ((5, None) if by == "tick" else (None, 1))
+    assert h.proc.take(0) is None
+
+
+def test_reads_see_the_batch_before_the_store():
+    h = Harness()
+    h.proc.on_event(0, 0, T0 // 1000, b"o1", orjson.dumps({"event_id": "a", "order_id": "o1", "process": "p",
+                    "type": "node_started", "node": "n", "at": format_instant(T0)}))
+    h.proc.on_event(0, 1, T0 // 1000, b"o1", orjson.dumps({"event_id": "b", "order_id": "o1", "process": "p",
+                    "type": "node_completed", "node": "n", "at": format_instant(T0 + S)}))
+    h.commit()
+    assert [t for t, _, v in h.out if t == "deadletter"] == []
+    assert [v["state"] for t, _, v in h.out if t == "outcomes"] == ["completed_normal"]
+
+
+def test_a_key_that_is_not_the_order_id_is_malformed():
+    h = Harness()
+    h.event("node_started", 0, order="o1")
+    raw = orjson.dumps({"event_id": "x", "order_id": "o1", "process": "p", "type": "node_completed", "node": "n",
+                        "at": format_instant(T0 + S)})
+    h.proc.on_event(0, 9, T0 // 1000, b"someone-else", raw)
+    h.commit()
+    [(kind, key, rec)] = [o for o in h.out if o[0] == "deadletter"]
+    assert rec["reason"] == "malformed" and "order_id" in rec["detail"] and key == b"someone-else"
+    assert h.gauge("normal") == 1  # the run is still open
+
+
+def test_a_state_over_the_size_limit_is_malformed_and_leaves_the_order_as_it_was():
+    h = Harness()
+    h.proc.max_state_bytes = 2000
+    h.event("node_started", 0, order="o1")
+    before = h.table[b"o1"]
+    h.event("node_completed", 1, order="o1")
+    h.event("node_started", 2, order="o1", attrs={"blob": "x" * 5000})
+    [rec] = [v for t, _, v in h.out if t == "deadletter"]
+    assert rec["reason"] == "malformed" and "SLAMON_MAX_STATE_BYTES" in rec["detail"]
+    assert h.table[b"o1"] != before and b"xxxxx" not in h.table[b"o1"]
+    assert h.metrics.registry.get_sample_value("sla_runs_started_total",
+                                               {"process": "p", "node": "n", "segment": "default"}) == 1
+
+
+def test_an_engine_failure_is_an_internal_error_and_moves_nothing(monkeypatch):
+    h = Harness()
+    h.event("node_started", 0, order="o1")
+    value = h.table[b"o1"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(h.engine, "apply", broken)
+    h.event("node_completed", 1, order="o1")
+    monkeypatch.undo()
+    [rec] = [v for t, _, v in h.out if t == "deadletter"]
+    assert rec["reason"] == "internal_error" and "injected" in rec["detail"]
+    assert h.table[b"o1"] == value
+    h.event("node_completed", 2, order="o1")  # later events of the order are applied
+    assert [v["state"] for t, _, v in h.out if t == "outcomes"] == ["completed_normal"]
+    h.event("node_started", 0, order="o2")  # and other orders
+    assert b"o2" in h.table
+
+
+def test_a_tick_from_the_future_is_held_to_the_workers_own_clock():
+    h = Harness()
+    h.event("node_started", 0)
+    h.now = T0 + 1 * S
+    wm = h.proc.on_tick(0, orjson.dumps({"now": format_instant(T0 + 3600 * S), "end_offset": 0}), None)
+    h.commit()
+    assert wm == T0 + 1 * S and h.warnings() == []
+
+
+@pytest.mark.parametrize("raw", [b"", b"nope", b"[]", b'{"now": 5}', b'{"now": "2026-11-21T08:00:00Z", "end_offset": "x"}'])
+def test_an_unreadable_tick_is_skipped_and_counted(raw):
+    h = Harness()
+    h.event("node_started", 0)
+    h.proc.on_tick(0, raw, None, 3)
+    h.commit()
+    assert h.metrics.registry.get_sample_value(
+        "slamon_skipped_records_total", {"component": "worker", "topic": "sla.ticks", "reason": "unreadable_tick"}) == 1
+    assert h.tick(4) == T0 + 4 * S and h.warnings()  # the next good tick works

@@ -1,0 +1,95 @@
+"""Faust's aiokafka transport, with a consumer that reads `read_committed`, registered under the URL scheme
+`slamon://` the way Faust registers transport drivers (`faust.transport.drivers.TRANSPORTS`).
+
+The order table's changelog, and every output, are written in Kafka transactions (see `writer.py`); a worker that
+was fenced off, or killed in the middle of a batch, leaves aborted records behind. Table recovery must not apply
+them, so the worker's consumer (which Faust also uses to read changelogs) reads only committed records. Faust sets
+`read_committed` only under its own `exactly_once` guarantee, which this app does not use (it keys transactions by
+destination partition, which does not fit outputs to other topics), hence this driver.
+
+Recovery also needs the offset up to which a changelog partition holds data: Faust takes the end offset minus one,
+but in a transactional partition the last offset is a commit marker, which no consumer ever receives, and recovery
+would wait for it forever. `highwaters` here returns one past the last committed record instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as driver
+from faust.types import TP
+
+from .. import kafka
+from ..settings import Settings
+
+SCHEME = "slamon"
+_settings: Settings | None = None  # set by register(): the connection of the helper consumer below
+
+
+class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka hands the isolation level to its fetcher in start(), which comes later
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+    async def _highwaters(self, partitions: list[TP]) -> dict[TP, int]:
+        return await committed_ends(partitions)
+
+
+class Consumer(driver.Consumer):
+    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+        return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class Transport(driver.Transport):
+    Consumer = Consumer
+
+
+def register(settings: Settings) -> None:
+    """Make `slamon://host:port` URLs use this transport."""
+    global _settings
+    _settings = settings
+    TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
+
+
+async def committed_ends(partitions: list[TP], window: int = 64) -> dict[TP, int]:
+    """One past the offset of the last committed record of each partition (its start when it has none)."""
+    from aiokafka import TopicPartition
+
+    assert _settings is not None, "transport.register(settings) first"
+    tps = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+    if not tps:
+        return {}
+    consumer = kafka.consumer(_settings, client_id=f"{_settings.app_id}-recovery", group_id=None,
+                              isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        begins = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)  # read_committed: the last stable offset
+        out = {}
+        for tp in tps:
+            out[TP(tp.topic, tp.partition)] = await _last_committed_end(consumer, tp, begins[tp], ends[tp], window)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _last_committed_end(consumer: Any, tp: Any, begin: int, end: int, window: int) -> int:
+    while end > begin:
+        start = max(begin, end - window)
+        consumer.seek(tp, start)
+        last = None
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for m in batch.get(tp, []):
+                if m.offset < end:
+                    last = m.offset
+        if last is not None:
+            return last + 1
+        if start == begin:
+            break
+        window *= 8
+    return begin

@@ -1,0 +1,193 @@
+"""The only way a worker writes what it derives: one Kafka transaction per partition and batch, holding the batch's
+outputs (warnings, outcomes, dead letters), its order-table changelog records and the consumed offsets.
+
+Each owned events partition p has its own transactional producer, id `<app id>-orders-<p>`, started when p is
+assigned to this worker. Starting it (`initTransactions`) fences every earlier producer with that id: a worker that
+lost p (paused past the session timeout, cut off, killed) can no longer commit anything for p, and its open
+transaction is aborted. Readers that read `read_committed` (table recovery, the board, the notifier) therefore never
+see a fenced worker's writes, and never see a batch's outputs without its table values or the reverse.
+
+A producer is only ever started at assignment: restarting it later could fence the partition's new owner with a
+batch computed from old state. So a transaction that fails for a passing cause (broker away, timeouts) is aborted
+and retried with the same producer until it commits; `Fenced` means this worker must stop (a new owner exists, or
+the producer can no longer be used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import kafka
+from ..settings import Settings
+
+log = logging.getLogger("slamon.writer")
+
+# Long enough to ride out a broker outage with a transaction open (the broker's transaction.max.timeout.ms is
+# 15 minutes by default); a worker that dies with a transaction open has it aborted when the partition's next
+# owner starts its producer, long before this.
+TRANSACTION_TIMEOUT_MS = 15 * 60 * 1000
+RETRY_FIRST_S = 0.2
+RETRY_MOST_S = 5.0
+
+
+class Fenced(Exception):
+    """This worker can no longer write for the partition: another producer with its transactional id started (a
+    new owner), or the producer failed for good. The worker must stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None  # None: by key, with Kafka's default partitioner
+
+
+class PartitionWriter:
+    def __init__(self, settings: Settings, partition: int):
+        self.partition = partition
+        self.transactional_id = f"{settings.app_id}-orders-{partition}"
+        self.group_id = settings.app_id
+        self.producer = kafka.producer(
+            settings, client_id=f"{settings.app_id}-writer-{partition}", transactional_id=self.transactional_id,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, acks="all", enable_idempotence=True, linger_ms=5,
+            max_batch_size=262144, compression_type=_compression())
+        self.ready = asyncio.Event()
+        self.closed = False
+
+    async def start(self) -> None:
+        """Register the transactional id (fencing earlier producers with it); retried while the broker is away."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                await self.producer.start()
+                break
+            except Exception as exc:
+                if _fenced(exc) or self.closed:
+                    raise Fenced(f"{self.transactional_id}: {type(exc).__name__}: {exc}") from exc
+                log.warning("cannot start the partition's transactional producer yet; retrying",
+                            extra={"partition": self.partition, "error": f"{type(exc).__name__}: {exc}",
+                                   "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MOST_S)
+        self.ready.set()
+
+    async def commit(self, records: list[Record], offsets: dict[Any, int]) -> list[Any]:
+        """Send `records` and commit `offsets` (TopicPartition -> next offset to read) in one transaction; returns
+        the records' metadata (offsets) in order. Retries until it commits; raises Fenced."""
+        await self.ready.wait()
+        delay = RETRY_FIRST_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._transaction(records, offsets)
+            except Fenced:
+                raise
+            except Exception as exc:
+                if _fenced(exc) or self.producer._txn_manager.is_fatal_error():
+                    raise Fenced(f"{self.transactional_id}: {type(exc).__name__}: {exc}") from exc
+                log.warning("a transaction failed; aborting it and trying again",
+                            extra={"partition": self.partition, "attempt": attempt, "retry_in_s": delay,
+                                   "error": f"{type(exc).__name__}: {exc}"})
+                await self._abort()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MOST_S)
+
+    async def _transaction(self, records: list[Record], offsets: dict[Any, int]) -> list[Any]:
+        p = self.producer
+        await p.begin_transaction()
+        futures = [await p.send(r.topic, r.value, key=r.key, partition=r.partition) for r in records]
+        if offsets:
+            await p.send_offsets_to_transaction(offsets, self.group_id)
+        await p.commit_transaction()
+        return [f.result() for f in futures]
+
+    async def _abort(self) -> None:
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                if self.producer._txn_manager.state in _ABORTABLE:
+                    await self.producer.abort_transaction()
+                return
+            except Exception as exc:
+                if _fenced(exc) or self.producer._txn_manager.is_fatal_error():
+                    raise Fenced(f"{self.transactional_id}: {type(exc).__name__}: {exc}") from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MOST_S)
+
+    async def close(self) -> None:
+        self.closed = True
+        try:
+            await self.producer.stop()
+        except Exception:  # noqa: BLE001 - closing a broken producer must not fail a rebalance
+            log.debug("closing a transactional producer failed", exc_info=True)
+
+
+class Writers:
+    """The partition writers of the partitions this worker owns."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.by_partition: dict[int, PartitionWriter] = {}
+        self._starting: dict[int, asyncio.Task] = {}
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Start writers for newly owned partitions (in the background: `get` waits for them)."""
+        for p in partitions:
+            if p not in self.by_partition:
+                writer = self.by_partition[p] = PartitionWriter(self.settings, p)
+                self._starting[p] = asyncio.ensure_future(writer.start())
+
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            writer = self.by_partition.pop(p, None)
+            task = self._starting.pop(p, None)
+            if task is not None and not task.done():
+                task.cancel()
+            if writer is not None:
+                await writer.close()
+
+    async def get(self, partition: int) -> PartitionWriter | None:
+        """The started writer of an owned partition (None when not owned); raises Fenced when it cannot start."""
+        writer = self.by_partition.get(partition)
+        task = self._starting.get(partition)
+        if task is not None:
+            await asyncio.shield(task)  # re-raises Fenced
+        return writer
+
+    async def close(self) -> None:
+        await self.revoke(list(self.by_partition))
+
+
+def _abortable() -> tuple[Any, ...]:
+    from aiokafka.producer.transaction_manager import TransactionState
+
+    return (TransactionState.IN_TRANSACTION, TransactionState.ABORTABLE_ERROR)
+
+
+_ABORTABLE = _abortable()
+
+
+def _fenced(exc: BaseException) -> bool:
+    from aiokafka.errors import (
+        InvalidProducerEpoch,
+        ProducerFenced,
+        TransactionalIdAuthorizationFailed,
+        UnsupportedVersionError,
+    )
+
+    return isinstance(exc, ProducerFenced | InvalidProducerEpoch | TransactionalIdAuthorizationFailed
+                      | UnsupportedVersionError)
+
+
+def _compression() -> str | None:
+    try:
+        import lz4  # noqa: F401
+    except ImportError:
+        return None
+    return "lz4"
