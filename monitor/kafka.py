@@ -18,9 +18,12 @@ def connection(settings: Settings) -> dict[str, Any]:
 
 
 def consumer(settings: Settings, *topics: str, client_id: str, **options: Any) -> Any:
-    """An `AIOKafkaConsumer` (not started). `options` are aiokafka's (group_id, auto_offset_reset, ...)."""
+    """An `AIOKafkaConsumer` (not started). `options` are aiokafka's (group_id, auto_offset_reset, ...).
+    It reads `read_committed`: the worker writes its outputs and table changelog in transactions, and a fenced or
+    killed worker's aborted writes must stay invisible."""
     from aiokafka import AIOKafkaConsumer
 
+    options.setdefault("isolation_level", "read_committed")
     return AIOKafkaConsumer(*topics, client_id=client_id, **connection(settings), **options)
 
 

@@ -44,10 +44,15 @@ def alert_for(w: dict[str, Any], ends_at: str) -> dict[str, Any]:
 
 
 class AlertmanagerDown(Exception):
-    pass
+    """Alertmanager did not take the alerts for a reason that passes (unreachable, 5xx, 429...): send again."""
+
+
+class AlertsRejected(Exception):
+    """Alertmanager refused the alerts as invalid (HTTP 400 or 422): sending them again cannot help."""
 
 
 def post_alerts(base_url: str, alerts: list[dict[str, Any]], timeout: float = 5.0) -> None:
+    """POST alerts to the v2 API; raises AlertsRejected or AlertmanagerDown."""
     if not alerts:
         return
     req = urllib.request.Request(f"{base_url.rstrip('/')}/api/v2/alerts", data=orjson.dumps(alerts), method="POST",
@@ -56,5 +61,14 @@ def post_alerts(base_url: str, alerts: list[dict[str, Any]], timeout: float = 5.
         with urllib.request.urlopen(req, timeout=timeout) as r:
             if r.status // 100 != 2:
                 raise AlertmanagerDown(f"HTTP {r.status}")
+    except urllib.error.HTTPError as exc:
+        try:
+            said = exc.read(300).decode("utf-8", "replace").strip()
+        except OSError:
+            said = ""
+        error = f"HTTP {exc.code}: {said or exc.reason}"
+        if exc.code in (400, 422):
+            raise AlertsRejected(error) from None
+        raise AlertmanagerDown(error) from None
     except (urllib.error.URLError, OSError) as exc:
         raise AlertmanagerDown(str(exc)) from exc

@@ -5,24 +5,29 @@ topics are consumed side by side, so a crossing may arrive after its run's outco
 its end is sticky, and a breach is open exactly when the run has a breach crossing and has not ended. Replaying
 the topics therefore gives the same Redis content. Records are written in pipelines, one per consumed batch, and
 offsets are committed only after Redis accepted the batch; while Redis is down the board retries with back-off
-and catches up when it returns.
+and catches up when it returns. A record that is not a warning or an outcome of the contract (`checks.py`), or
+that the script fails on (a Lua error is the record's fault, never retried), is skipped: logged, counted, and
+committed with its batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from .. import kafka, redis_client
 from ..catalogue import OUTCOMES, WARNINGS, topic_names
+from ..core.instants import US, parse_instant
 from ..core.records import RUN_FIELDS
 from ..settings import Settings
 from . import keys
-from .consume import Backoff, consume
+from .checks import check_outcome, check_warning
+from .consume import Backoff, Batch, Refused, consume
+from .service import START_TIMEOUT, Service, stop_consumer
 
 log = logging.getLogger("slamon.board")
 
@@ -91,8 +96,25 @@ return 1
 """.replace("$MERGED_FIELDS", ", ".join(f"'{f}'" for f in MERGED_FIELDS))
 
 
-def epoch(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
+# The first word of a Redis error that is a passing state of the server, not a fault of the record the script
+# merged (redis-py gives most of them their own class; these arrive as a plain ResponseError).
+SERVER_STATES = ("MISCONF", "BUSY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "LOADING", "OOM",
+                 "READONLY", "NOSCRIPT")
+
+
+def script_failed_on_record(exc: BaseException) -> bool:
+    """Whether a pipeline result is the merge script failing on its record (a Lua error, or a command of the
+    script refusing the data): retrying cannot help, so the record is refused, not the batch retried."""
+    from redis.exceptions import ResponseError
+
+    text = str(exc)
+    return type(exc) is ResponseError and "script" in text and text.split(" ", 1)[0] not in SERVER_STATES
+
+
+def check(sources: dict[str, str]) -> Callable[[str, Any], dict[str, Any]]:
+    """`check(topic, value)` of the board's records: warnings and outcomes as the contract has them."""
+    checks = {"warning": check_warning, "outcome": check_outcome}
+    return lambda topic, value: checks[sources[topic]](value)
 
 
 class Board:
@@ -105,42 +127,69 @@ class Board:
     def _args(self, source: str, rec: dict[str, Any]) -> tuple[list[str], list[Any]]:
         rec = dict(rec)
         if "crossed_at" in rec:
-            rec["crossed_epoch"] = epoch(rec["crossed_at"])
+            rec["crossed_epoch"] = parse_instant(rec["crossed_at"]) / US
         ns = self.ns
         k = [keys.order(ns, rec["order_id"]), keys.breaches(ns), keys.breach_prefix(ns), keys.owner_index_prefix(ns),
              keys.process_index_prefix(ns)]
         return k, [keys.run_field(rec["node"], rec["run"]), orjson.dumps(rec).decode(), source, 0, self.retention]
 
-    async def apply(self, records: list[tuple[str, dict[str, Any]]]) -> None:
-        """Merge (source, record) pairs in one pipeline; raises when Redis does not accept them."""
-        if not records:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for source, rec in records:
-            k, a = self._args(source, rec)
-            await self.script(keys=k, args=a, client=pipe)
-        await pipe.execute()
+    async def apply(self, records: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, str]]:
+        """Merge checked (source, record) pairs in one pipeline; returns (index, error) of the records it cannot
+        merge (too deeply nested to encode, or the script fails on them); the others are merged. Raises when
+        Redis does not accept the batch."""
+        refused: list[tuple[int, str]] = []
+        queued: list[int] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i, (source, rec) in enumerate(records):
+                try:
+                    k, a = self._args(source, rec)
+                except orjson.JSONEncodeError as exc:
+                    refused.append((i, f"cannot encode the record: {exc}"))
+                    continue
+                await self.script(keys=k, args=a, client=pipe)
+                queued.append(i)
+            results = await pipe.execute(raise_on_error=False) if queued else []
+        for i, result in zip(queued, results, strict=True):
+            if isinstance(result, Exception):
+                if not script_failed_on_record(result):
+                    raise result
+                refused.append((i, str(result)))
+        return sorted(refused)
 
 
-async def run_board(settings: Settings, stop: asyncio.Event | None = None, group: str | None = None) -> None:
+async def run_board(settings: Settings, stop: asyncio.Event | None = None, group: str | None = None,
+                    start_timeout: float = START_TIMEOUT) -> None:
     """Keep the board of `settings.app_id` in `settings.redis_url` from the warnings and outcomes topics until
-    `stop` is set (consumer group `<app_id>-board`, or `group`)."""
+    `stop` is set (consumer group `<app_id>-board`, or `group`), serving /metrics and /healthz."""
+    from aiokafka.errors import KafkaError
     from redis.exceptions import RedisError
 
     names = topic_names(settings.topic_prefix)
     sources = {names[WARNINGS]: "warning", names[OUTCOMES]: "outcome"}
+    stop = stop or asyncio.Event()
+    service = Service("board", log)
     r = redis_client.connect(settings.redis_url, timeout=5)
     board = Board(r, keys.namespace(settings.app_id), int(settings.closed_retention))
-    consumer = kafka.consumer(settings, names[WARNINGS], names[OUTCOMES], client_id=f"{settings.app_id}-board",
-                              group_id=group or f"{settings.app_id}-board", enable_auto_commit=False,
-                              auto_offset_reset="earliest")
-    await consumer.start()
-    log.info("board started", extra={"namespace": board.ns, "redis": settings.redis_url})
+
+    async def handle(batch: Batch) -> Refused:
+        refused = await board.apply([(sources[rec.topic], rec.value) for rec in batch])
+        return [(batch[i], error) for i, error in refused]
+
     try:
-        await consume(consumer, lambda batch: board.apply([(sources[t], rec) for t, rec in batch]),
-                      stop or asyncio.Event(), max_records=1000, backoff=Backoff(0.2, 10.0),
-                      transient=(RedisError, OSError), log=log,
-                      retry_message="redis did not accept the batch; retrying")
+        async with service.web(settings.web_host, settings.web_port):
+            consumer = await service.start_consumer(lambda: kafka.consumer(
+                settings, names[WARNINGS], names[OUTCOMES], client_id=f"{settings.app_id}-board",
+                group_id=group or f"{settings.app_id}-board", enable_auto_commit=False,
+                auto_offset_reset="earliest"), start_timeout, stop)
+            if consumer is None:
+                return
+            log.info("board started", extra={"namespace": board.ns, "redis": settings.redis_url})
+            try:
+                await consume(consumer, handle, stop, check=check(sources), watch=service.watch,
+                              max_records=1000, backoff=Backoff(0.2, 10.0), transient=(RedisError, OSError),
+                              commit_errors=(KafkaError,), log=log,
+                              retry_message="redis did not accept the batch; retrying")
+            finally:
+                await stop_consumer(consumer)
     finally:
-        await consumer.stop()
         await r.aclose()

@@ -16,11 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import faust
 import orjson
@@ -36,6 +35,7 @@ from ..logs import logging_config
 from ..query import QueryApi
 from ..settings import Settings
 from . import transport
+from .fatal import fatal
 from .metrics import MonitorMetrics
 from .offsets import Offsets
 from .policyfeed import PolicyFeed
@@ -60,15 +60,6 @@ PRODUCER_BUFFER_MESSAGES = 10_000  # see recovery.raise_producer_buffer
 OUTPUTS = {WARNINGS_OUT: WARNINGS, OUTCOMES_OUT: OUTCOMES, DEADLETTER_OUT: DEADLETTER}
 BATCH_MAX = 2000  # messages per batch at most
 BATCH_WITHIN = 0.05  # seconds a batch waits for more messages
-EXIT_FATAL = 1
-
-
-def fatal(message: str, exc: BaseException | None = None) -> NoReturn:
-    """End the process at once with a non-zero status (a supervisor restarts it). Safe at any point: nothing
-    uncommitted is kept, and the partitions' next owner aborts whatever transaction this worker left open."""
-    log.critical(message, exc_info=exc)
-    logging.shutdown()
-    os._exit(EXIT_FATAL)
 
 
 class WorkerApp:

@@ -14,6 +14,7 @@ would wait for it forever. `highwaters` here returns one past the last committed
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from faust.transport.drivers import TRANSPORTS
@@ -22,12 +23,31 @@ from faust.types import TP
 
 from .. import kafka
 from ..settings import Settings
+from .fatal import fatal
 
 SCHEME = "slamon"
 _settings: Settings | None = None  # set by register(): the connection of the helper consumer below
 
 
 class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
+    async def on_start(self) -> None:
+        await super().on_start()
+        self._watch = asyncio.ensure_future(self._watch_group())
+
+    async def _watch_group(self) -> None:
+        """End the worker when the group coordinator reports an error it will not retry (a session timeout the
+        broker refuses, a denied group, ...): aiokafka would only raise it from the next fetch, which never comes
+        before the group is joined, and the worker would wait forever, alive and deaf."""
+        while True:
+            await asyncio.sleep(1.0)
+            coordinator = getattr(self._consumer, "_coordinator", None)
+            if coordinator is None:
+                continue
+            try:
+                coordinator.check_errors()
+            except Exception as exc:  # noqa: BLE001 - every error pushed to the user here is final
+                fatal("the consumer group cannot be joined", exc)
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka hands the isolation level to its fetcher in start(), which comes later
@@ -63,7 +83,7 @@ async def committed_ends(partitions: list[TP], window: int = 64) -> dict[TP, int
     if not tps:
         return {}
     consumer = kafka.consumer(_settings, client_id=f"{_settings.app_id}-recovery", group_id=None,
-                              isolation_level="read_committed", enable_auto_commit=False)
+                              enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(tps)

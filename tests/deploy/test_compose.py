@@ -74,10 +74,66 @@ def test_images_are_pinned(compose):
 
 def test_long_running_services_have_health_checks(compose):
     for name, svc in services(compose).items():
-        if name == "generator":  # a producer: nothing depends on it
+        assert svc.get("restart") == "unless-stopped", name
+        if name == "generator":  # a producer: nothing depends on it, and it serves nothing to ask
+            assert svc["healthcheck"] == {"disable": True}
             continue
         assert svc.get("healthcheck", {}).get("test"), name
-        assert svc.get("restart") == "unless-stopped", name
+
+
+def test_services_of_the_image_that_are_not_workers_do_not_inherit_its_readyz_check(compose):
+    # the image's HEALTHCHECK asks the worker's /readyz, which only `slamon worker` serves
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^HEALTHCHECK .*\n.*/readyz", dockerfile, re.M) and 'CMD ["slamon", "worker"]' in dockerfile
+    for name, svc in services(compose).items():
+        if svc["image"] != "slamon:local" or name.startswith("worker-"):
+            continue
+        assert "command" in svc, name
+        check = svc.get("healthcheck")
+        assert check, f"{name} would inherit the worker's /readyz check"
+        assert check.get("disable") is True or "/readyz" not in check["test"][-1], name
+
+
+@pytest.mark.parametrize("name", ["board", "notifier"])
+def test_the_oncall_health_checks_ask_the_process(compose, name):
+    svc = services(compose)[name]
+    env = svc["environment"]
+    kind, flag, code = svc["healthcheck"]["test"][-3:]
+    assert (kind, flag) == ("python", "-c")
+    assert f"http://127.0.0.1:{env['SLAMON_WEB_PORT']}/healthz" in code and env["SLAMON_WEB_HOST"] == "0.0.0.0"
+    assert not re.search(r"redis|alertmanager|/-/ready", code, re.I)
+    assert svc["command"] == ["slamon", name]
+
+
+def test_the_oncall_health_check_passes_while_the_loop_is_alive_and_fails_when_it_hangs(compose):
+    """The check's own code, run against a board's /healthz (on a free port instead of 6066)."""
+    import asyncio
+    import logging
+    import subprocess
+    import sys
+
+    from monitor.localstack.procs import free_port
+    from monitor.oncall.service import Service
+
+    code = services(compose)["board"]["healthcheck"]["test"][-1]
+    port = free_port()
+    code = code.replace(":6066/", f":{port}/")
+    service = Service("board", logging.getLogger("test.compose"), stall_after=30)
+
+    async def check() -> int:
+        p = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stderr=subprocess.DEVNULL)
+        return await p.wait()
+
+    async def main() -> tuple[int, int, int]:
+        down = await check()
+        async with service.web("127.0.0.1", port):
+            alive = await check()
+            service.watch.last -= 31
+            stuck = await check()
+        return down, alive, stuck
+
+    down, alive, stuck = asyncio.run(asyncio.wait_for(main(), 30))
+    assert (alive, down != 0, stuck != 0) == (0, True, True)
 
 
 @pytest.mark.parametrize("service,src,dst", bind_mounts(), ids=lambda x: x if "/" not in x else None)

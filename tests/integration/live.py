@@ -88,6 +88,11 @@ class Worker:
                     total += s.value
         return total
 
+    def owned(self) -> list[int]:
+        """The events partitions this worker reports owning (empty while it is not ready)."""
+        status, body = self.get("/readyz")
+        return orjson.loads(body).get("partitions", []) if status in (200, 503) and body else []
+
     def tail(self, n: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
@@ -136,6 +141,51 @@ class Topics:
         finally:
             await p.stop()
 
+    def produce_fast(self, events: list[dict[str, Any]]) -> None:
+        """Produce many events quickly (batched, acknowledged at the end), keyed by order."""
+
+        async def go() -> None:
+            from aiokafka import AIOKafkaProducer
+
+            p = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=20,
+                                 max_batch_size=256 * 1024)
+            await p.start()
+            try:
+                topic = self.name("workflow.events")
+                for e in events:
+                    await p.send(topic, value=orjson.dumps(e), key=e["order_id"].encode())
+                await p.flush()
+            finally:
+                await p.stop()
+
+        asyncio.run(go())
+
+    def lag(self, group: str, logical: str) -> int | None:
+        """Messages of a topic not yet committed by a consumer group (None when it committed nothing yet)."""
+
+        async def go() -> int | None:
+            from aiokafka import AIOKafkaConsumer, TopicPartition
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+            await admin.start()
+            await c.start()
+            try:
+                topic = self.name(logical)
+                tps = [TopicPartition(topic, p) for p in await self._partitions(c, topic)]
+                ends = await c.end_offsets(tps)
+                committed = await admin.list_consumer_group_offsets(group, partitions=tps)
+                if not committed:
+                    return None
+                return sum(ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0
+                                       else 0) for tp in tps)
+            finally:
+                await c.stop()
+                await admin.close()
+
+        return asyncio.run(go())
+
     def read(self, logical: str, timeout: float = 3.0) -> list[tuple[bytes | None, bytes]]:
         """Every message of a topic from the beginning (stops after `timeout` s without a new one)."""
         return asyncio.run(self._read(logical, timeout))
@@ -143,14 +193,12 @@ class Topics:
     async def _read(self, logical: str, timeout: float) -> list[tuple[bytes | None, bytes]]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        # read_committed, as the README tells downstream readers: aborted transactions stay invisible
+        c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                             isolation_level="read_committed")
         await c.start()
         try:
-            parts = c.partitions_for_topic(self.name(logical))
-            while parts is None:
-                await c._client.force_metadata_update()
-                parts = c.partitions_for_topic(self.name(logical))
-            tps = [TopicPartition(self.name(logical), p) for p in parts]
+            tps = [TopicPartition(self.name(logical), p) for p in await self._partitions(c, self.name(logical))]
             c.assign(tps)
             await c.seek_to_beginning(*tps)
             end = await c.end_offsets(tps)
@@ -165,6 +213,14 @@ class Topics:
             return out
         finally:
             await c.stop()
+
+    @staticmethod
+    async def _partitions(consumer: Any, topic: str) -> set[int]:
+        parts = consumer.partitions_for_topic(topic)
+        while not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic)
+        return parts
 
     def records(self, logical: str) -> list[dict[str, Any]]:
         return [orjson.loads(v) for _, v in self.read(logical)]

@@ -76,16 +76,20 @@ class Alertmanager:
         return [a for a in json.loads(body or b"[]") if a["labels"].get("order_id") == order_id]
 
 
-@pytest.fixture(scope="module")
-def env(stack, tmp_path_factory):
+def start_alertmanager(tmp: Path) -> Alertmanager:
     if AM is None:
         pytest.fail("prometheus-alertmanager is not installed (make install installs it)")
+    return Alertmanager(tmp).start()
+
+
+@pytest.fixture(scope="module")
+def env(stack, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("oncall")
     prefix = f"o{uuid.uuid4().hex[:8]}."
     pol = write_policies(tmp / "policies", POLICY)
     w = Worker(worker_env(stack, prefix, free_port(), tmp / "data", SLAMON_POLICIES=str(pol),
                           SLAMON_TICK_INTERVAL="0.5"), tmp / "worker.log").start()
-    am = Alertmanager(tmp).start()
+    am = start_alertmanager(tmp)
     try:
         w.wait_ready()
         yield {"stack": stack, "prefix": prefix, "topics": Topics(stack.kafka_bootstrap, prefix), "tmp": tmp, "am": am}
@@ -95,9 +99,10 @@ def env(stack, tmp_path_factory):
 
 
 def oncall_env(env, **extra) -> dict[str, str]:
+    """The environment of one board or notifier process (each serves /metrics and /healthz on a port of its own)."""
     return {"SLAMON_KAFKA_BOOTSTRAP": env["stack"].kafka_bootstrap, "SLAMON_REDIS_URL": env["stack"].redis_url,
             "SLAMON_TOPIC_PREFIX": env["prefix"], "SLAMON_APP_ID": env["prefix"].rstrip("."),
-            "SLAMON_ALERTMANAGER_URL": env["am"].url, **extra}
+            "SLAMON_ALERTMANAGER_URL": env["am"].url, "SLAMON_WEB_PORT": str(free_port()), **extra}
 
 
 def notifier(env, name: str, **extra) -> Proc:

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from monitor.oncall import keys
-from monitor.oncall.alerts import AlertmanagerDown, alert_for
+from monitor.oncall.alerts import AlertmanagerDown, AlertsRejected, alert_for, post_alerts
 from monitor.oncall.notifier import Notifier
 
 ENDS = "2024-06-03T09:00:00Z"
@@ -55,17 +55,22 @@ def test_durations_in_annotations_are_whole_seconds(seconds, text):
 
 
 class Recording(Notifier):
-    """A notifier whose posts are recorded instead of sent (or fail, while `down`)."""
+    """A notifier whose posts are recorded instead of sent (or fail, while `down`; or are refused as invalid, as
+    Alertmanager answers 400, when an alert of the post has an order id in `refuse`)."""
 
     def __init__(self, redis, ns, lease=300.0, keep_resolved=900.0):
         super().__init__(redis, ns, "http://alertmanager.invalid", lease, keep_resolved)
         self.posts: list[list[dict]] = []
         self.down = False
+        self.refuse: set[str] = set()
 
     async def _post(self, alerts):
         if self.down:
             raise AlertmanagerDown("connection refused")
-        self.posts.append(alerts)
+        if any(a["labels"]["order_id"] in self.refuse for a in alerts):
+            raise AlertsRejected("HTTP 400: start time must be before end time")
+        if alerts:
+            self.posts.append(alerts)
 
 
 def notify(on_redis, ns: str, *batches: list[dict], **options) -> Recording:
@@ -167,3 +172,91 @@ def test_resend_renews_active_alerts_and_repeats_recent_resolutions(on_redis, sy
     assert len(active) == 1 and before + 60 <= epoch(active[0]["endsAt"]) <= time.time() + 60
     assert sorted(a["endsAt"] for a in posted if a["labels"]["order_id"] == "o-1") == ["2024-06-03T08:05:00Z"] * 2
     assert sync_redis.zcard(keys.alerts_resolved(ns)) == 2
+
+
+@pytest.mark.integration
+def test_alerts_alertmanager_refuses_are_refused_per_warning_and_not_recorded(on_redis, sync_redis, ns):
+    bad = warning("commitment_breached", warning_id="bad:n:1:commitment_breached", order_id="bad")
+    good = [warning("commitment_breached"), warning("approaching", warning_id="o-1:n:2:approaching"),
+            warning("tolerance_breached", warning_id="o-3:n:1:tolerance_breached", order_id="o-3")]
+
+    async def body(r):
+        n = Recording(r, ns)
+        n.refuse = {"bad"}
+        return n, await n.handle([good[0], bad, *good[1:]])
+
+    n, refused = on_redis(body)
+    assert [i for i, _ in refused] == [1] and "HTTP 400" in refused[0][1]
+    # the batch at once (refused), then each warning alone: the good ones are delivered
+    assert [[a["labels"]["order_id"] for a in p] for p in n.posts] == [["o-1"], ["o-3"]]
+    assert sorted(sync_redis.hkeys(keys.alerts_sent(ns))) == [b"o-1:n:2:commitment_breached",
+                                                              b"o-3:n:1:tolerance_breached"]
+
+
+@pytest.mark.integration
+def test_a_kept_alert_alertmanager_refuses_is_dropped_and_the_others_resent(on_redis, sync_redis, ns):
+    async def body(r):
+        n = Recording(r, ns)
+        await n.handle([warning("commitment_breached"),
+                        warning("commitment_breached", warning_id="o-2:n:1:commitment_breached", order_id="o-2")])
+        n.refuse = {"o-2"}
+        n.posts.clear()
+        return n, await n.resend()
+
+    n, count = on_redis(body)
+    assert count == 1 and [[a["labels"]["order_id"] for a in p] for p in n.posts] == [["o-1"]]
+    assert sync_redis.hkeys(keys.alerts_sent(ns)) == [b"o-1:n:2:commitment_breached"]
+
+
+class Answering:
+    """A local HTTP server answering every POST with `status` and `body`; `url` is its base URL."""
+
+    def __init__(self, status: int, body: bytes = b""):
+        import http.server
+        import threading
+
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(outer.status)
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args):
+                pass
+
+        self.status, self.body = status, body
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status,body,error", [
+    (400, b"start time must be before end time", AlertsRejected), (422, b"", AlertsRejected),
+    (500, b"oops", AlertmanagerDown), (503, b"", AlertmanagerDown), (404, b"no such path", AlertmanagerDown),
+    (429, b"", AlertmanagerDown), (200, b"", None)])
+def test_only_a_400_says_the_alerts_are_invalid(status, body, error):
+    server = Answering(status, body)
+    try:
+        alert = alert_for(warning("commitment_breached"), ENDS)
+        if error is None:
+            post_alerts(server.url, [alert])
+        else:
+            with pytest.raises(error, match=f"HTTP {status}"):
+                post_alerts(server.url, [alert])
+    finally:
+        server.close()
+
+
+def test_an_unreachable_alertmanager_is_down():
+    from monitor.localstack.procs import free_port
+
+    with pytest.raises(AlertmanagerDown):
+        post_alerts(f"http://127.0.0.1:{free_port()}", [alert_for(warning("commitment_breached"), ENDS)])

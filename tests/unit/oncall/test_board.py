@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from monitor.oncall import keys
-from monitor.oncall.board import MERGE, MERGED_FIELDS, Board
+from monitor.oncall.board import MERGE, MERGED_FIELDS, Board, script_failed_on_record
 
 RETENTION = 3600
 STARTED = "2024-06-03T08:00:00Z"
@@ -189,3 +189,52 @@ def test_the_prefixes_in_the_script_are_those_of_the_key_layout():
     assert keys.owner_index_prefix(ns) + "team" == keys.breaches_by_owner(ns, "team")
     assert keys.owner_index_prefix(ns) + "-" == keys.breaches_by_owner(ns, None)
     assert keys.process_index_prefix(ns) + "p" == keys.breaches_by_process(ns, "p")
+
+
+def nested(levels: int) -> dict:
+    value: dict = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.integration
+def test_records_it_cannot_merge_are_refused_alone_and_the_batch_merged(on_redis, sync_redis, ns):
+    # a key of the wrong type makes the script fail on that record (WRONGTYPE: not a passing state of Redis)
+    sync_redis.set(keys.order(ns, "o-taken"), "not a hash")
+    taken = warning("commitment_breached", "2024-06-03T08:00:03Z", order="o-taken")
+    # valid JSON (orjson reads 1024 levels), too deep to encode again (orjson writes 254)
+    deep = warning("commitment_breached", "2024-06-03T08:00:03Z", order="o-deep")
+    deep["attrs"] = nested(300)
+    other = warning("commitment_breached", "2024-06-03T08:00:04Z", order="o-2")
+
+    async def body(r):
+        return await Board(r, ns, RETENTION).apply([("warning", COMMITMENT), ("warning", taken), ("warning", deep),
+                                                    ("warning", other)])
+
+    (i, wrongtype), (j, encode) = on_redis(body)
+    assert (i, j) == (1, 2)
+    assert wrongtype.startswith("WRONGTYPE") and "script" in wrongtype
+    assert encode.startswith("cannot encode the record")
+    assert [m.decode() for m in sync_redis.zrange(keys.breaches(ns), 0, -1)] == [COMMITMENT["warning_id"],
+                                                                                  other["warning_id"]]
+
+
+def test_only_a_script_error_on_the_record_is_the_records_fault():
+    from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
+
+    assert script_failed_on_record(ResponseError(
+        "user_script:1: attempt to concatenate a nil value script: a954e05, on @user_script:1."))
+    assert script_failed_on_record(ResponseError(
+        "WRONGTYPE Operation against a key holding the wrong kind of value script: ca97acc, on @user_script:1."))
+    assert script_failed_on_record(ResponseError(
+        "Lua redis lib command arguments must be strings or integers script: f45f1e3, on @user_script:1."))
+    # a state of the server that passes: retried
+    assert not script_failed_on_record(ResponseError(
+        "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
+        "script: ab12, on @user_script:10."))
+    assert not script_failed_on_record(OutOfMemoryError("command not allowed when used memory > 'maxmemory'. "
+                                                        "script: ab12, on @user_script:10."))
+    assert not script_failed_on_record(ReadOnlyError("You can't write against a read only replica. script: ab12"))
+    assert not script_failed_on_record(NoScriptError("No matching script. Please use EVAL."))
+    assert not script_failed_on_record(ResponseError("wrong number of arguments for 'hset' command"))

@@ -1,0 +1,72 @@
+"""The worker under faults of its surroundings: the broker paused for a minute during a live run, a consumer group
+the broker refuses. It must ride out the first (late warnings, none lost, none false) and end on the second."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+import uuid
+from datetime import datetime
+
+import pytest
+
+from .live import Topics, Worker, free_port, now, seconds, wait_for, worker_env
+from .test_live import POLICY, TICK, write_policies
+from .test_recovery import replay_warnings, stream_of_orders
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_S = float(os.environ.get("SLAMON_OUTAGE_SECONDS", "60"))
+
+
+def test_the_broker_paused_for_a_minute_delays_warnings_and_loses_none(stack, tmp_path):
+    prefix = f"o{uuid.uuid4().hex[:8]}."
+    pol = write_policies(tmp_path / "policies", POLICY)
+    w = Worker(worker_env(stack, prefix, free_port(), tmp_path / "data", SLAMON_POLICIES=str(pol),
+                          SLAMON_STORE="rocksdb://", SLAMON_TICK_INTERVAL=str(TICK)), tmp_path / "w.log").start()
+    try:
+        w.wait_ready()
+        topics = Topics(stack.kafka_bootstrap, prefix)
+        tag = f"out{uuid.uuid4().hex[:5]}"
+        # every event is in the log before the outage; their runs cross their limits during it
+        events = stream_of_orders(tag, now() + seconds(3), 30, 0.2, random.Random(4))
+        topics.produce_fast(events)
+        wait_for(lambda: w.metric("sla_events_total") >= len(events), 30, "the events to be applied")
+        os.kill(stack.kafka_pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: w.get("/readyz")[0] == 503, 30, "the worker to report not ready")
+            time.sleep(max(OUTAGE_S - 10, 0))
+            assert w.proc.poll() is None, f"the worker ended during the outage:\n{w.tail()}"
+        finally:
+            os.kill(stack.kafka_pid, signal.SIGCONT)
+        wait_for(lambda: w.get("/readyz")[0] == 200, 120, "the worker to be ready again")
+        last = max(datetime.fromisoformat(e["at"]) for e in events)
+        judge_at = last + seconds(7)
+        expected = {x["warning_id"] for x in replay_warnings(pol, events, judge_at, tmp_path)["warnings"]}
+        assert now() > judge_at  # every crossing was due during the outage or before
+
+        def arrived():
+            got = {x["warning_id"] for x in topics.records("sla.warnings") if x["order_id"].startswith(tag)}
+            return got if got >= expected else None
+
+        got = wait_for(arrived, 60, "every warning after the outage")
+        assert got == expected, f"false: {sorted(got - expected)[:5]}"
+        assert w.proc.poll() is None
+    finally:
+        w.stop()
+
+
+def test_a_consumer_group_the_broker_refuses_ends_the_worker(stack, tmp_path):
+    # the broker's smallest session timeout is 6 s: joining with 1 s is refused for good
+    prefix = f"g{uuid.uuid4().hex[:8]}."
+    pol = write_policies(tmp_path / "policies", POLICY)
+    w = Worker(worker_env(stack, prefix, free_port(), tmp_path / "data", SLAMON_POLICIES=str(pol),
+                          SLAMON_SESSION_TIMEOUT="1"), tmp_path / "w.log").start()
+    try:
+        status = w.proc.wait(60)
+    finally:
+        w.stop()
+    assert status != 0
+    assert "the consumer group cannot be joined" in w.tail()
