@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from . import __version__
 
 # Sub-command -> module. Only the module of the command being run is imported, so `slamon replay` never loads
 # Faust or aiokafka; `slamon --help` imports them all to list them.
@@ -26,6 +29,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="slamon",
         description="Kafka-native SLA monitor: commitments, tolerances and the seven states of node runs.",
     )
+    parser.add_argument("--version", action="version", version=f"slamon {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, module in COMMANDS.items():
@@ -39,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:  # `slamon ... | head`: the reader has gone, which is not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

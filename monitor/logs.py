@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,4 +46,9 @@ def setup(level: str = "info") -> None:
     import logging.config
 
     logging.config.dictConfig(logging_config(level))
-    sys.excepthook = lambda t, v, tb: logging.getLogger("slamon").critical("uncaught", exc_info=(t, v, tb))
+    log = logging.getLogger("slamon")
+    sys.excepthook = lambda t, v, tb: log.critical("uncaught", exc_info=(t, v, tb))
+    # exceptions in threads (aiokafka and Faust run threads) as JSON lines too, not plain tracebacks
+    threading.excepthook = lambda a: log.critical("uncaught in a thread", exc_info=(a.exc_type, a.exc_value,
+                                                                                     a.exc_traceback),
+                                                  extra={"thread_name": a.thread.name if a.thread else None})

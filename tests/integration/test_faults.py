@@ -70,3 +70,31 @@ def test_a_consumer_group_the_broker_refuses_ends_the_worker(stack, tmp_path):
         w.stop()
     assert status != 0
     assert "the consumer group cannot be joined" in w.tail()
+
+
+def test_a_store_ahead_of_its_changelog_is_rebuilt_not_fatal(stack, tmp_path):
+    # a RocksDB directory that recorded changelog offsets the cluster does not have (cluster or topics recreated,
+    # here: another app id on the same data directory) made Faust refuse to start with ConsistencyError
+    pol = write_policies(tmp_path / "policies", POLICY)
+    data = tmp_path / "data"
+    first = f"s{uuid.uuid4().hex[:8]}."
+    a = Worker(worker_env(stack, first, free_port(), data, SLAMON_POLICIES=str(pol), SLAMON_STORE="rocksdb://"),
+               tmp_path / "a.log").start()
+    try:
+        a.wait_ready()
+        Topics(stack.kafka_bootstrap, first).produce_fast(
+            [e for i in range(20) for e in stream_of_orders(f"st{i}", now(), 1, 0, random.Random(i))])
+        wait_for(lambda: a.metric("sla_events_total") >= 20, 30, "events applied")
+    finally:
+        assert a.stop() == 0
+    second = f"s{uuid.uuid4().hex[:8]}."
+    b = Worker(worker_env(stack, second, free_port(), data, SLAMON_POLICIES=str(pol), SLAMON_STORE="rocksdb://"),
+               tmp_path / "b.log").start()
+    try:
+        b.wait_ready()
+        assert "ahead of its changelog" in b.log_path.read_text()
+        topics = Topics(stack.kafka_bootstrap, second)
+        topics.produce_fast(stream_of_orders("after", now(), 1, 0, random.Random(1)))
+        wait_for(lambda: b.metric("sla_events_total") >= 1, 30, "the new app's events applied")
+    finally:
+        b.stop()
