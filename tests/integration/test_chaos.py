@@ -193,3 +193,41 @@ def test_a_paused_worker_is_fenced_and_changes_nothing(stack, chaos, tmp_path, r
     print(f"zombie run {run}: {len(expected)} warnings, 0 missing, 0 false, {before - len(got)} repeated")
     for w in (a, b):
         w.stop()
+
+
+def test_five_kills_during_a_live_run_lose_no_warning(stack, chaos, tmp_path):
+    """Ticks announce most crossings here (event times are real time): the tick path and recovery under kills."""
+    from .test_live import POLICY as LIVE_POLICY
+    from .test_live import TICK
+    from .test_recovery import Player, replay_warnings, stream_of_orders
+
+    prefix = f"l{uuid.uuid4().hex[:8]}."
+    pol = write_policies(tmp_path / "policies", LIVE_POLICY)
+    w = chaos(prefix, "w", pol, SLAMON_STORE="rocksdb://", SLAMON_TICK_INTERVAL=str(TICK)).start()
+    w.wait_ready()
+    topics = Topics(stack.kafka_bootstrap, prefix)
+    tag = f"lk{uuid.uuid4().hex[:5]}"
+    events = stream_of_orders(tag, now() + seconds(1), 100, 0.3, random.Random(11))
+    player = Player(topics, events)
+    player.start()
+    rng = random.Random(5)
+    for _ in range(5):
+        time.sleep(rng.uniform(1, 3))
+        w.kill()
+        w.start()
+        w.wait_ready()
+    player.join(120)
+    assert player.error is None
+    last = max(datetime.fromisoformat(e["at"]) for e in events)
+    judge_at = last + seconds(7)
+    expected = {x["warning_id"] for x in replay_warnings(pol, events, judge_at, tmp_path)["warnings"]}
+
+    def arrived():
+        got = Counter(x["warning_id"] for x in topics.records("sla.warnings") if x["order_id"].startswith(tag))
+        return got if set(got) >= expected and now() > judge_at + seconds(2) else None
+
+    got = wait_for(arrived, 90, "every warning after five kills")
+    assert set(got) == expected, f"false: {sorted(set(got) - expected)[:5]}"
+    print(f"5 kills during a live run: {len(expected)} warnings, 0 missing, 0 false, "
+          f"{sum(got.values()) - len(got)} repeated")
+    assert sum(got.values()) == len(got)

@@ -149,6 +149,22 @@ def test_policy_change_applies_to_new_runs_only(shared, stack):
              "the worker to follow version 1 again")
 
 
+def test_a_limit_of_a_thousand_working_days_is_applied_not_an_internal_error(shared, stack):
+    # 1000d on a 40-hour week lies about 24 years ahead: a calendar scan with a horizon once crashed here
+    w, topics, pol = shared
+    both = write_policies(pol.parent / "policies-long", POLICY)
+    (both / "long.yaml").write_text("process: long\ncalendar: biz\nnodes:\n  n: {commitment: 1000d, tolerance: 1200d}\n")
+    (both / "calendars.yaml").write_text("calendars:\n  biz:\n    timezone: Europe/Berlin\n    hours:\n"
+                                         + "".join(f"      {d}: ['09:00-17:00']\n" for d in ("mon", "tue", "wed", "thu", "fri")))
+    apply_policies(stack, topics.prefix, both)
+    wait_for(lambda: "long" in orjson.loads(w.get("/readyz")[1]).get("policy_versions", {}), 20, "the new policy")
+    order = f"long-{uuid.uuid4().hex[:6]}"
+    topics.produce([event(order, "node_started", now(), process="long")])
+    wait_for(lambda: w.metric("sla_runs_started_total", {"process": "long", "node": "n"}) >= 1, 20, "the run started")
+    assert w.metric("sla_invalid_events_total", {"reason": "internal_error"}) == 0
+    apply_policies(stack, topics.prefix, pol)
+
+
 # ---------------------------------------------------------------- live equals replay
 
 
