@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install venv debs kafka-jars test unit integration lint stack-up stack-down demo bench rules dashboards-png clean
+.PHONY: install venv debs kafka-jars test unit integration lint stack-up stack-down demo bench chaos rules dashboards-png clean
 
 install: venv debs kafka-jars
 
@@ -36,17 +36,24 @@ integration: install
 lint: venv
 	$(VENV)/bin/ruff check monitor tests bench tools
 
+# make stack-up STACK_ARGS=--fresh: throw the recorded stack's data away first (new ports)
 stack-up: install
-	$(PY) -m monitor.localstack up
+	$(PY) -m monitor.localstack up $(STACK_ARGS)
 
 stack-down:
 	@if [ -x $(PY) ]; then $(PY) -m monitor.localstack down; else echo "nothing to stop (no .venv)"; fi
 
+# make demo DEMO_ARGS='--duration 60 --rate 3'; exec: the demo is make's own child and gets the signals
 demo: install
-	$(VENV)/bin/slamon demo
+	exec $(VENV)/bin/slamon demo $(DEMO_ARGS)
 
 bench: venv
 	$(PY) bench/run.py
+
+# the long fault experiments at full count (make test runs each once, small): kills mid-backlog on both stores,
+# ten zombie runs
+chaos: install
+	SLAMON_CHAOS_SCALE=full $(PY) -m pytest -q -s -p no:cacheprovider --timeout 3600 tests/integration/test_chaos.py
 
 rules: venv
 	$(VENV)/bin/slamon rules generate --policies deploy/demo/policies

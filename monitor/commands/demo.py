@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
         help="run the local stack, a worker and an order generator, and show warnings live",
         description="Start (or reuse) the local Kafka and Redis, start one worker with the sample policies in "
         "deploy/demo/policies, generate realistic orders (slow nodes, pauses, cancellations, a little bad "
-        "input) and print every warning as it happens. Ctrl-C stops everything it started.",
+        "input) and print every warning as it happens. Ctrl-C, SIGTERM or SIGHUP stop everything it started.",
     )
     p.add_argument("--rate", type=float, default=1.5, help="new orders per second (default 1.5)")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (default: until Ctrl-C)")

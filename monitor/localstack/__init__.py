@@ -1,10 +1,11 @@
 """Local stack launcher: Apache Kafka (KRaft, from Maven Central jars) and Redis on free loopback ports.
 
-Command line: `python -m monitor.localstack fetch|up|down|status` or `slamon stack ...`.
+Command line: `python -m monitor.localstack fetch|up [--fresh]|down [--keep-data]|status` or `slamon stack ...`.
 From Python (tests, demo, benchmarks)::
 
     from monitor.localstack import up, down, session_stack
-    info = up()                 # or reuse: info.kafka_bootstrap, info.redis_url
+    info = up()                 # or reuse it, restarting what died: info.kafka_bootstrap, info.redis_url
+    down()                      # stop it and delete its data (keep_data=True: `up` restarts it later)
     with session_stack() as info: ...
 
 This module stays import-light (`slamon --help` imports the package); the launcher loads on first use.

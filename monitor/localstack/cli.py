@@ -31,21 +31,30 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
                                        "starts. A no-op when already done.")
     p.set_defaults(func=cmd_fetch)
 
-    p = actions.add_parser("up", help="start Kafka and Redis, or reuse the healthy running stack",
+    p = actions.add_parser("up", help="start Kafka and Redis, reuse the running stack or restart what of it died",
                            description="Start a single-node Kafka (broker+controller) and Redis on free 127.0.0.1 "
-                                       "ports, or reuse the healthy stack already recorded in the state dir. "
+                                       "ports, or reuse the stack already recorded in the state dir: what is "
+                                       "healthy is left running, what died (or does not answer) is restarted on "
+                                       "its recorded ports and data (Kafka's topics and offsets, Redis' AOF). A "
+                                       "recorded port taken by another process is an error: nothing is wiped. "
                                        "Writes <state dir>/env with SLAMON_KAFKA_BOOTSTRAP and SLAMON_REDIS_URL.")
     _add_dir(p)
-    p.add_argument("--redis-aof", action="store_true",
-                   help="run Redis with the append-only file on (fsync every second); default: no persistence")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard the recorded stack and its data first: a new stack on new ports")
+    p.add_argument("--redis-aof", action=argparse.BooleanOptionalAction, default=None,
+                   help="run Redis with the append-only file on (fsync every second) or off; a running Redis "
+                        "is switched and keeps its data (default: as recorded; off for a new stack)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="how long to wait for Kafka to answer (default: $SLAMON_KAFKA_START_TIMEOUT or 120)")
     p.set_defaults(func=cmd_up)
 
-    p = actions.add_parser("down", help="stop everything the stack started",
-                           description="Stop Kafka and Redis of the stack (SIGTERM, SIGKILL after a deadline). "
+    p = actions.add_parser("down", help="stop everything the stack started and delete its data",
+                           description="Stop Kafka and Redis of the stack (SIGTERM, SIGKILL after a deadline), "
+                                       "forget it and delete its data (kafka/ and redis/ in the state dir). "
                                        "Nothing running is not an error.")
     _add_dir(p)
+    p.add_argument("--keep-data", action="store_true",
+                   help="only stop the servers: the next `up` restarts them on their ports with their data")
     p.set_defaults(func=cmd_down)
 
     p = actions.add_parser("status", help="show the stack and check it answers (exit 1 if not healthy)",
@@ -90,7 +99,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from .stack import up
 
     try:
-        info = up(args.dir, redis_aof=args.redis_aof, timeout=args.timeout)
+        info = up(args.dir, redis_aof=args.redis_aof, timeout=args.timeout, fresh=args.fresh)
     except StackError as e:
         return _fail(e)
     except KeyboardInterrupt:
@@ -106,7 +115,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     from .stack import down
 
     try:
-        down(args.dir)
+        down(args.dir, keep_data=args.keep_data)
     except StackError as e:
         return _fail(e)
     return 0
@@ -114,7 +123,8 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from . import paths
-    from .stack import ENV_FILE, status
+    from .stack import status
+    from .state import ENV_FILE
 
     state, problems = status(args.dir)
     sdir = paths.stack_dir(args.dir)
@@ -128,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     k, r = state.get("kafka", {}), state.get("redis", {})
     print(f"state dir: {sdir}")
     print(f"kafka: {k.get('version')} on 127.0.0.1:{k.get('port')} (controller {k.get('controller_port')}), "
-          f"pid {k.get('pid')}, log {k.get('log')}")
+          f"pid {k.get('pid')}, cluster id {k.get('cluster_id')}, log {k.get('log')}")
     print(f"redis: 127.0.0.1:{r.get('port')}, pid {r.get('pid')}, AOF {'on' if r.get('aof') else 'off'}")
     print(f"env:   {sdir / ENV_FILE}")
     if problems:

@@ -176,6 +176,19 @@ def random_cluster_id() -> str:
             return cid
 
 
+def cluster_id(data_dir: Path) -> str | None:
+    """The cluster id a formatted log dir belongs to (its meta.properties), None if it is not formatted."""
+    try:
+        text = (data_dir / "meta.properties").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "cluster.id":
+            return value.strip()
+    return None
+
+
 def server_properties(port: int, controller_port: int, data_dir: Path) -> dict[str, str]:
     """Combined broker+controller on 127.0.0.1 with the fast-start settings of Kafka's own test kit."""
     return {

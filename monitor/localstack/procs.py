@@ -66,6 +66,44 @@ def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
         return False
 
 
+def port_free(port: int) -> bool:
+    """True if a server could listen on 127.0.0.1:port now. With SO_REUSEADDR, as Kafka and Redis bind: the
+    TIME_WAIT connections a killed server leaves behind do not count, another process' socket does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((LOOPBACK, port))
+            s.listen(1)
+        except OSError:
+            return False
+    return True
+
+
+def port_users(port: int) -> list[str]:
+    """The processes with a TCP socket on local port `port`, as "pid N: command line" (what /proc shows)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] != "0":
+                    inodes.add(f"socket:[{fields[9]}]")  # inode 0: a TIME_WAIT socket, owned by nobody
+    users = []
+    for entry in Path("/proc").iterdir() if inodes else ():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and any(_readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                cmd = " ".join((entry / "cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split())
+                users.append(f"pid {entry.name}: {cmd[:120]}")
+    return users
+
+
+def _readlink(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed meanwhile
+        return ""
+
+
 # ------------------------------------------------------------------------------------------------ processes
 
 

@@ -1,23 +1,25 @@
 """The local stack: one Kafka broker+controller and one Redis on free loopback ports, described by a state dir.
 
-    <state dir>/state.json   pids (with start times), ports, versions: what `up` started and `down` stops
+    <state dir>/state.json   pids (with start times), ports, versions, Kafka's cluster id: what `up` started or
+                             restarts and `down` stops
     <state dir>/env          SLAMON_KAFKA_BOOTSTRAP=... and SLAMON_REDIS_URL=... (shell-sourceable)
     <state dir>/kafka/       server.properties, data/, kafka.log (the broker's working directory)
     <state dir>/redis/       redis.log, AOF files if enabled (Redis' working directory)
 
 The state dir is `.stack/` at the repo root unless `$SLAMON_STACK_DIR` or an explicit `state_dir` says otherwise.
+
+A recorded stack keeps its ports and data until `down` (or `up(fresh=True)`): `up` reuses what is healthy and
+restarts what died on its recorded ports and data.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,9 @@ from .procs import (
     StackError,
     alive,
     free_ports,
+    port_free,
     port_open,
+    port_users,
     processes_in,
     say,
     start_time,
@@ -36,112 +40,53 @@ from .procs import (
     wait_until,
 )
 from .redis_server import RedisServer
+from .state import (
+    COMPONENTS,
+    ENV_FILE,
+    NAMES,
+    STATE_FORMAT,
+    StackInfo,
+    locked,
+    read_state,
+    redis_url,
+    remove_data,
+    remove_state,
+    restartable,
+    write_env,
+    write_state,
+)
 
 Progress = Callable[[str], None]
 
-STATE_FILE = "state.json"
-ENV_FILE = "env"
-STATE_FORMAT = 1
 KAFKA_STOP_TIMEOUT = 30.0
 REDIS_START_TIMEOUT = 15.0
 REDIS_STOP_TIMEOUT = 10.0
 SESSION_PREFIX = "session-"
 
 
-@dataclass(frozen=True)
-class StackInfo:
-    """Where the running stack listens, and what `down` needs to stop it."""
-
-    kafka_bootstrap: str
-    redis_url: str
-    state_dir: Path
-    kafka_pid: int
-    redis_pid: int
-    kafka_version: str
-    redis_aof: bool = False
-    reused: bool = field(default=False, compare=False)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"SLAMON_KAFKA_BOOTSTRAP": self.kafka_bootstrap, "SLAMON_REDIS_URL": self.redis_url}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any], state_dir: Path, reused: bool = False) -> StackInfo:
-        return cls(
-            kafka_bootstrap=f"{LOOPBACK}:{state['kafka']['port']}",
-            redis_url=f"redis://{LOOPBACK}:{state['redis']['port']}/0",
-            state_dir=state_dir,
-            kafka_pid=state["kafka"]["pid"],
-            redis_pid=state["redis"]["pid"],
-            kafka_version=state["kafka"]["version"],
-            redis_aof=bool(state["redis"].get("aof")),
-            reused=reused,
-        )
-
-
-# ------------------------------------------------------------------------------------------- state files
-
-
-@contextlib.contextmanager
-def _locked(sdir: Path) -> Iterator[None]:
-    """One `up`/`down` at a time per state dir (make stack-up and a pytest session may race)."""
-    sdir.mkdir(parents=True, exist_ok=True)
-    with open(sdir / ".lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def read_state(state_dir: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
-    try:
-        state = json.loads((paths.stack_dir(state_dir) / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) and state.get("format") == STATE_FORMAT else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_state(sdir: Path, state: dict[str, Any]) -> None:
-    _write_atomic(sdir / STATE_FILE, json.dumps(state, indent=1) + "\n")
-
-
-def _write_env(info: StackInfo) -> None:
-    _write_atomic(info.state_dir / ENV_FILE, "".join(f"{k}={v}\n" for k, v in info.env.items()))
-
-
-def _remove_state(sdir: Path) -> None:
-    for name in (STATE_FILE, ENV_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            (sdir / name).unlink()
-
-
 # ---------------------------------------------------------------------------------------------- health
+
+
+def _problem(key: str, rec: dict[str, Any], probe_timeout: float = 5.0) -> str | None:
+    """Why the recorded server `key` is not usable (None: alive, the pinned version, answering)."""
+    name = NAMES[key]
+    if not alive(rec.get("pid"), rec.get("start_time")):
+        return f"{name} (pid {rec.get('pid')}) is not running"
+    if key == "kafka":
+        if rec.get("version") != kafka_jars.kafka_version():
+            return f"Kafka {rec.get('version')} runs but {kafka_jars.kafka_version()} is pinned"
+        if not kafka_server.probe(f"{LOOPBACK}:{rec['port']}", timeout=probe_timeout):
+            return f"Kafka on {LOOPBACK}:{rec['port']} does not answer a metadata request"
+    elif not redis_server.ping(redis_url(rec), timeout=probe_timeout):
+        return f"Redis on {LOOPBACK}:{rec['port']} does not answer PING"
+    return None
 
 
 def problems(state: dict[str, Any] | None, probe_timeout: float = 5.0) -> list[str]:
     """Why the stack described by `state` is not usable ([] = healthy: processes alive and answering)."""
     if not state or "kafka" not in state or "redis" not in state:
         return ["no stack recorded"]
-    found = []
-    k, r = state["kafka"], state["redis"]
-    if k.get("version") != kafka_jars.kafka_version():
-        found.append(f"Kafka {k.get('version')} runs but {kafka_jars.kafka_version()} is pinned")
-    if not alive(k.get("pid"), k.get("start_time")):
-        found.append(f"Kafka (pid {k.get('pid')}) is not running")
-    elif not kafka_server.probe(f"{LOOPBACK}:{k['port']}", timeout=probe_timeout):
-        found.append(f"Kafka on {LOOPBACK}:{k['port']} does not answer a metadata request")
-    if not alive(r.get("pid"), r.get("start_time")):
-        found.append(f"Redis (pid {r.get('pid')}) is not running")
-    elif not redis_server.ping(f"redis://{LOOPBACK}:{r['port']}/0", timeout=probe_timeout):
-        found.append(f"Redis on {LOOPBACK}:{r['port']} does not answer PING")
-    return found
+    return [p for key in ("kafka", "redis") if (p := _problem(key, state[key], probe_timeout))]
 
 
 def status(state_dir: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any] | None, list[str]]:
@@ -153,31 +98,33 @@ def status(state_dir: str | os.PathLike[str] | None = None) -> tuple[dict[str, A
 # ------------------------------------------------------------------------------------------------ up/down
 
 
-def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool = False,
-       timeout: float | None = None, progress: Progress = say) -> StackInfo:
-    """Start the stack, or reuse the healthy one already described by `state_dir` (idempotent).
+def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool | None = None,
+       timeout: float | None = None, fresh: bool = False, progress: Progress = say) -> StackInfo:
+    """Start the stack, reuse the healthy one recorded in `state_dir`, or bring back what of it died (idempotent).
 
-    Writes `<state dir>/env`. Anything stale left by an earlier stack in this dir is stopped first.
+    A recorded stack keeps its ports and data: a server that is not running (or not answering) is restarted on its
+    recorded ports and directory (Kafka: same log dir and cluster id; Redis: same dir and AOF), a healthy one is
+    left alone. A recorded port that another process holds now is a StackError: nothing is wiped. Only
+    `fresh=True` (or `down`) throws the stack's data away and starts anew on new ports.
+
+    `redis_aof`: True/False switches Redis' append-only file on/off (a running Redis keeps its data); None keeps
+    what is recorded (off for a new stack). Writes `<state dir>/env`.
     """
     sdir = paths.stack_dir(state_dir)
-    with _locked(sdir):
+    timeout = timeout or paths.kafka_start_timeout()
+    with locked(sdir):
         state = read_state(sdir)
-        if state:
-            found = problems(state)
-            if not found and bool(state["redis"].get("aof")) != redis_aof:
-                found = [f"Redis AOF is {'on' if state['redis'].get('aof') else 'off'}, "
-                         f"{'on' if redis_aof else 'off'} was asked for"]
-            if not found:
-                info = StackInfo.from_state(state, sdir, reused=True)
-                _write_env(info)
-                progress(f"reusing the running stack: Kafka {info.kafka_bootstrap}, Redis {info.redis_url}")
-                return info
-            progress("replacing the stack recorded in {}: {}".format(sdir, "; ".join(found)))
+        if fresh and (state or any((sdir / key).exists() for key in COMPONENTS)):
+            progress(f"--fresh: discarding the stack in {sdir} and its data")
+        elif state and restartable(sdir, state):
+            return _resume(sdir, state, redis_aof, timeout, progress)
+        elif state:
+            progress(f"the stack recorded in {sdir} never finished starting: starting a new one")
         _stop_everything(sdir, state, progress)
         rt = kafka_server.runtime(progress)
         for attempt in range(3):
             try:
-                return _start(sdir, rt, redis_aof, timeout or paths.kafka_start_timeout(), progress)
+                return _start(sdir, rt, bool(redis_aof), timeout, progress)
             except StackError as e:
                 if "Address already in use" not in str(e) or attempt == 2:
                     raise
@@ -185,76 +132,193 @@ def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool = Fal
         raise AssertionError("unreachable")
 
 
+def _server(sdir: Path, key: str, rec: dict[str, Any], rt: kafka_server.Runtime | None) -> RedisServer | KafkaServer:
+    if key == "redis":
+        return RedisServer(sdir / "redis", rec["port"], aof=bool(rec.get("aof")))
+    assert rt is not None
+    return KafkaServer(sdir / "kafka", rec["port"], rec["controller_port"], rt)
+
+
+def _launch(server: RedisServer | KafkaServer, rec: dict[str, Any]) -> int:
+    """Start `server` (Kafka: config written, log dir formatted unless it is already) and record its pid."""
+    if isinstance(server, KafkaServer):
+        server.prepare()
+        rec["version"] = server.runtime.version
+    proc = server.start()
+    rec.update(pid=proc.pid, start_time=start_time(proc.pid))
+    return proc.pid
+
+
+def _wait_ready(server: RedisServer | KafkaServer, pid: int, timeout: float) -> None:
+    server.wait_ready(pid, REDIS_START_TIMEOUT if isinstance(server, RedisServer) else timeout)
+
+
 def _start(sdir: Path, rt: kafka_server.Runtime, redis_aof: bool, timeout: float, progress: Progress) -> StackInfo:
     t0 = time.monotonic()
-    for name in ("kafka", "redis"):
-        shutil.rmtree(sdir / name, ignore_errors=True)
-    _remove_state(sdir)
+    remove_data(sdir)
+    remove_state(sdir)
     kafka_port, controller_port, redis_port = free_ports(3)
-    redis = RedisServer(sdir / "redis", redis_port, aof=redis_aof)
-    kafka = KafkaServer(sdir / "kafka", kafka_port, controller_port, rt)
-    version = rt.version
     state: dict[str, Any] = {"format": STATE_FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    recs = {"redis": {"port": redis_port, "aof": redis_aof, "dir": str(sdir / "redis")},
+            "kafka": {"port": kafka_port, "controller_port": controller_port, "dir": str(sdir / "kafka"),
+                      "log": str(sdir / "kafka" / "kafka.log")}}
+    servers = {key: _server(sdir, key, rec, rt) for key, rec in recs.items()}
+    pids = {}
     try:
-        progress(f"starting Redis on {redis.url} and Kafka {version} on {kafka.bootstrap}...")
-        redis_proc = redis.start()
-        state["redis"] = {"pid": redis_proc.pid, "start_time": start_time(redis_proc.pid), "port": redis_port,
-                          "aof": redis_aof, "dir": str(redis.directory)}
-        _write_state(sdir, state)  # recorded at once, so that `down` finds it even if we die here
-        kafka.directory.mkdir(parents=True, exist_ok=True)
-        kafka.prepare()  # server.properties and a formatted KRaft log dir
-        kafka_proc = kafka.start()
-        state["kafka"] = {"pid": kafka_proc.pid, "start_time": start_time(kafka_proc.pid), "port": kafka_port,
-                          "controller_port": controller_port, "version": version, "dir": str(kafka.directory),
-                          "log": str(kafka.log_path)}
-        _write_state(sdir, state)
-        redis.wait_ready(redis_proc.pid, REDIS_START_TIMEOUT)
-        kafka.wait_ready(kafka_proc.pid, timeout)
+        progress(f"starting Redis on {servers['redis'].url} and Kafka {rt.version} on {servers['kafka'].bootstrap}...")
+        for key in COMPONENTS:
+            pids[key] = _launch(servers[key], recs[key])
+            state[key] = recs[key]
+            write_state(sdir, state)  # recorded at once, so that `down` finds it even if we die here
+        for key in COMPONENTS:
+            _wait_ready(servers[key], pids[key], timeout)
     except BaseException:
         with contextlib.suppress(Exception):
             _stop_everything(sdir, state, progress=lambda _m: None)
+            remove_state(sdir)
         raise
-    info = StackInfo.from_state(state, sdir)
-    _write_env(info)
+    state["kafka"]["cluster_id"] = kafka_server.cluster_id(sdir / "kafka" / "data")
+    write_state(sdir, state)
+    info = StackInfo.from_state(state, sdir, started=COMPONENTS, created=True)
+    write_env(info)
     progress(f"stack up in {time.monotonic() - t0:.1f}s: Kafka {info.kafka_bootstrap}, Redis {info.redis_url} "
              f"(env in {sdir / ENV_FILE})")
     return info
 
 
-def down(state_dir: str | os.PathLike[str] | None = None, *, progress: Progress = say) -> bool:
-    """Stop what the stack in `state_dir` started; True if something was running. Nothing running is fine."""
+def _resume(sdir: Path, state: dict[str, Any], redis_aof: bool | None, timeout: float,
+            progress: Progress) -> StackInfo:
+    """Reuse the recorded stack: restart (on the recorded ports and data) each server that is not healthy."""
+    t0 = time.monotonic()
+    found = {key: _problem(key, state[key]) for key in COMPONENTS}
+    broken = tuple(key for key in COMPONENTS if found[key])
+    before = json.dumps(state, sort_keys=True)
+    if broken:
+        progress("{}: restarting {} on the recorded ports and data".format(
+            "; ".join(str(found[key]) for key in broken), " and ".join(NAMES[key] for key in broken)))
+        _restart(sdir, state, broken, timeout, progress)
+    if redis_aof is not None and bool(state["redis"].get("aof")) != redis_aof:
+        _switch_aof(state["redis"], redis_aof, progress)
+    if json.dumps(state, sort_keys=True) != before:
+        write_state(sdir, state)
+    info = StackInfo.from_state(state, sdir, started=broken)
+    write_env(info)
+    if broken:
+        progress(f"stack up again in {time.monotonic() - t0:.1f}s: Kafka {info.kafka_bootstrap}, "
+                 f"Redis {info.redis_url} (env in {sdir / ENV_FILE})")
+    else:
+        progress(f"reusing the running stack: Kafka {info.kafka_bootstrap}, Redis {info.redis_url}")
+    return info
+
+
+def _ports(rec: dict[str, Any]) -> list[int]:
+    return [p for p in (rec.get("port"), rec.get("controller_port")) if p]
+
+
+def _port_taken(sdir: Path, key: str, port: int) -> StackError:
+    users = port_users(port)
+    return StackError(
+        f"{NAMES[key]}'s recorded port {LOOPBACK}:{port} is taken by another process "
+        f"({'; '.join(users) if users else 'not visible in /proc'}), so {NAMES[key]} cannot be restarted with its "
+        f"data in {sdir}. Free the port and run `up` again, or give the data up and start a new stack on new "
+        f"ports: `make stack-down` then `make stack-up` (or `up --fresh`)")
+
+
+def _restart(sdir: Path, state: dict[str, Any], keys: tuple[str, ...], timeout: float, progress: Progress) -> None:
+    """Stop what is left of the servers `keys` (hung, outdated, leftovers in their dirs), then start them again on
+    their recorded ports and directories. On failure what this started is stopped; the data is kept."""
+    for key in keys:
+        _stop_component(sdir, key, state[key], progress)
+    for key in keys:
+        for port in _ports(state[key]):
+            if not wait_until(lambda p=port: port_free(p), 5.0):  # a killed server's socket closes a moment later
+                raise _port_taken(sdir, key, port)
+    rt = kafka_server.runtime(progress) if "kafka" in keys else None
+    servers = {key: _server(sdir, key, state[key], rt) for key in keys}
+    pids: dict[str, int] = {}
+    try:
+        for key in keys:
+            pids[key] = _launch(servers[key], state[key])
+            write_state(sdir, state)
+        for key in keys:
+            _wait_ready(servers[key], pids[key], timeout)
+    except BaseException as e:
+        for key in pids:
+            with contextlib.suppress(Exception):
+                _stop_component(sdir, key, state[key], lambda _m: None)
+        if not isinstance(e, StackError):
+            raise
+        for key in pids:  # another process bound a port between the check and the start
+            for port in _ports(state[key]):
+                if "Address already in use" in str(e) and not port_free(port):
+                    raise _port_taken(sdir, key, port) from e
+        raise StackError(f"{e}\n(the stack's data in {sdir} is kept: fix the cause and run `up` again, or "
+                         f"`make stack-down` / `up --fresh` to start a new stack without it)") from e
+
+
+def _switch_aof(rec: dict[str, Any], aof: bool, progress: Progress) -> None:
+    """Turn the append-only file of the running Redis on or off (CONFIG SET: the data in memory is kept)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url(rec), socket_timeout=10)
+    try:
+        client.config_set("appendonly", "yes" if aof else "no")
+    except redis.RedisError as e:
+        raise StackError(f"could not switch Redis' AOF {'on' if aof else 'off'}: {e}") from e
+    finally:
+        client.close()
+    rec["aof"] = aof
+    progress(f"Redis AOF switched {'on' if aof else 'off'} (its data is kept)")
+
+
+def down(state_dir: str | os.PathLike[str] | None = None, *, keep_data: bool = False,
+         progress: Progress = say) -> bool:
+    """Stop what the stack in `state_dir` started; True if something was running. Nothing running is fine.
+
+    Also forgets the stack and deletes its data (kafka/, redis/), unless `keep_data`: then the state stays and the
+    next `up` restarts the servers on their recorded ports and data.
+    """
     sdir = paths.stack_dir(state_dir)
     if not sdir.exists():  # e.g. removed by `make clean` while the servers ran: look for them anyway
         stopped = _stop_everything(sdir, None, progress)
     else:
-        with _locked(sdir):
+        with locked(sdir):
             stopped = _stop_everything(sdir, read_state(sdir), progress)
+            if not keep_data:
+                remove_state(sdir)
+                if remove_data(sdir):
+                    progress(f"removed the stack's data in {sdir}")
     if not stopped:
         progress(f"nothing running in {sdir}")
     return stopped
 
 
+def _stop_component(sdir: Path, key: str, rec: dict[str, Any], progress: Progress) -> bool:
+    """Stop the recorded server `key`, then any of its kind still running in its directory (a lost or
+    half-written state.json)."""
+    name = NAMES[key]
+    exes, timeout = (("java",), KAFKA_STOP_TIMEOUT) if key == "kafka" else (redis_server.EXE_NAMES, REDIS_STOP_TIMEOUT)
+    stopped = False
+    if rec.get("pid") and alive(rec["pid"], rec.get("start_time")):
+        progress(f"stopping {name} (pid {rec['pid']})...")
+        stopped |= stop(rec["pid"], rec.get("start_time"), name=name, timeout=timeout, progress=progress)
+    for pid in processes_in(sdir / key, exes):
+        progress(f"stopping a leftover {name} (pid {pid}) running in {sdir / key}...")
+        stopped |= stop(pid, start_time(pid), name=name, timeout=timeout, progress=progress)
+    return stopped
+
+
 def _stop_everything(sdir: Path, state: dict[str, Any] | None, progress: Progress) -> bool:
-    """Stop the recorded servers, then any server still running in this dir's kafka/ or redis/ (a lost or
-    half-written state.json); check their ports are closed; forget the state."""
+    """Stop the recorded servers and any leftovers in this dir's kafka/ or redis/; check their ports are closed."""
     stopped = False
     ports = []
-    plan = [("kafka", "Kafka", ("java",), KAFKA_STOP_TIMEOUT),
-            ("redis", "Redis", redis_server.EXE_NAMES, REDIS_STOP_TIMEOUT)]
-    for key, name, exes, timeout in plan:
+    for key in ("kafka", "redis"):
         rec = (state or {}).get(key) or {}
-        ports += [p for p in (rec.get("port"), rec.get("controller_port")) if p]
-        if rec.get("pid") and alive(rec["pid"], rec.get("start_time")):
-            progress(f"stopping {name} (pid {rec['pid']})...")
-            stopped |= stop(rec["pid"], rec.get("start_time"), name=name, timeout=timeout, progress=progress)
-        for pid in processes_in(sdir / key, exes):
-            progress(f"stopping a leftover {name} (pid {pid}) running in {sdir / key}...")
-            stopped |= stop(pid, start_time(pid), name=name, timeout=timeout, progress=progress)
+        ports += _ports(rec)
+        stopped |= _stop_component(sdir, key, rec, progress)
     for port in ports:
         if not wait_until(lambda p=port: not port_open(p), 5.0):
             progress(f"warning: {LOOPBACK}:{port} still accepts connections after stopping the stack")
-    if sdir.exists():
-        _remove_state(sdir)
     return stopped
 
 
@@ -267,13 +331,13 @@ def session_stack(shared_dir: str | os.PathLike[str] | None = None,
     """A stack for one test session or benchmark run.
 
     Reuses the healthy stack of `shared_dir` (default: the one `make stack-up` starts) without ever stopping
-    it; otherwise starts a private stack in `<shared dir>/session-<pid>/` and stops and removes it on exit,
+    it; otherwise starts a private one in `<shared dir>/session-<pid>/` and stops and removes it on exit,
     so concurrent sessions in one checkout never stop each other's stack.
     """
     shared = paths.stack_dir(shared_dir)
     state = read_state(shared)
     if state and not problems(state):
-        info = StackInfo.from_state(state, shared, reused=True)
+        info = StackInfo.from_state(state, shared)
         progress(f"using the running stack in {shared}: Kafka {info.kafka_bootstrap}, Redis {info.redis_url}")
         yield info
         return

@@ -7,15 +7,19 @@ second stack in a temporary state dir.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from monitor.localstack import StackError
 from monitor.localstack import stack as localstack
-from monitor.localstack.procs import alive, port_open, processes_in
+from monitor.localstack.procs import alive, port_open, processes_in, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -62,22 +66,164 @@ def test_separate_stack_starts_reuses_and_stops_without_leftovers(tmp_path):
         assert not port_open(port), f"port {port} still open after down"
     assert processes_in(sdir / "kafka", ("java",)) == []
     assert not (sdir / "state.json").exists() and not (sdir / "env").exists()
+    assert not (sdir / "kafka").exists() and not (sdir / "redis").exists(), "down deletes the stack's data"
     assert localstack.down(sdir, progress=lambda _m: None) is False  # nothing running: fine
 
 
-def test_up_replaces_a_stack_whose_broker_died(tmp_path):
+async def _produce(bootstrap: str, topic: str, value: bytes) -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+
+async def _topic_values(bootstrap: str, topic: str, timeout: float = 30) -> list[bytes]:
+    """Everything in `topic` from the start ([] if the topic does not exist)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            return []
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        values: list[bytes] = []
+        async with asyncio.timeout(timeout):
+            while len(values) < end:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    values += [r.value for r in records]
+        return values
+    finally:
+        await consumer.stop()
+
+
+def _kill_9(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not alive(pid), 10), f"pid {pid} survived SIGKILL"
+
+
+def _bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
+def _up_cli(sdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """`make stack-up` for a private state dir."""
+    return subprocess.run([sys.executable, "-m", "monitor.localstack", "up", "--dir", str(sdir), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_up_restarts_a_killed_broker_on_its_port_with_its_data(tmp_path, unique_name):
     sdir = tmp_path / "stack"
     first = localstack.up(sdir, progress=lambda _m: None)
     try:
-        os.kill(first.kafka_pid, 9)
+        topic = f"restart-{unique_name}"
+        asyncio.run(_produce(first.kafka_bootstrap, topic, b"before the kill"))
+        _kill_9(first.kafka_pid)
         assert localstack.status(sdir)[1], "a dead broker must make the stack unhealthy"
-        second = localstack.up(sdir, progress=lambda _m: None)
-        assert not second.reused
-        assert second.kafka_pid != first.kafka_pid
-        assert not alive(first.redis_pid), "the stale Redis must have been stopped"
+
+        res = _up_cli(sdir)  # what `make stack-up` runs
+        assert res.returncode == 0, res.stderr
+        assert "restarting Kafka" in res.stderr
+        assert res.stdout.splitlines() == [f"{k}={v}" for k, v in first.env.items()]  # same ports
+        second = localstack.StackInfo.from_state(localstack.read_state(sdir), sdir)
+        assert second.kafka_pid != first.kafka_pid and alive(second.kafka_pid)
+        assert second.redis_pid == first.redis_pid and alive(first.redis_pid), "the healthy Redis must be kept"
+        assert second.cluster_id == first.cluster_id and first.cluster_id
+        assert asyncio.run(_topic_values(second.kafka_bootstrap, topic)) == [b"before the kill"]
+
+        # stopped with its data kept (what the demo does to a stack it restarted), then up: both come back
+        assert localstack.down(sdir, keep_data=True, progress=lambda _m: None)
+        assert not alive(second.kafka_pid) and not alive(second.redis_pid)
+        third = localstack.up(sdir, progress=lambda _m: None)
+        assert set(third.started) == {"kafka", "redis"} and not third.created
+        assert (third.kafka_bootstrap, third.redis_url, third.cluster_id) == (
+            first.kafka_bootstrap, first.redis_url, first.cluster_id)
+        assert asyncio.run(_topic_values(third.kafka_bootstrap, topic)) == [b"before the kill"]
     finally:
         localstack.down(sdir, progress=lambda _m: None)
+
+
+def test_up_restarts_a_killed_redis_with_its_aof_and_refuses_a_taken_port(tmp_path):
+    import redis
+
+    sdir = tmp_path / "stack"
+    first = localstack.up(sdir, redis_aof=True, progress=lambda _m: None)
+    port = int(first.redis_url.rsplit(":", 1)[1].split("/")[0])
+
+    def client() -> redis.Redis:
+        return redis.Redis.from_url(first.redis_url, socket_timeout=5)
+
+    try:
+        with contextlib.closing(client()) as c:
+            c.set("survivor", "1")
+            assert wait_until(lambda: b"survivor" in b"".join(
+                p.read_bytes() for p in (sdir / "redis").rglob("*.aof")), 5), "the AOF (fsync every second)"
+        _kill_9(first.redis_pid)
+        second = localstack.up(sdir, progress=lambda _m: None)
+        assert second.started == ("redis",) and second.redis_url == first.redis_url
+        assert second.kafka_pid == first.kafka_pid, "the healthy Kafka must be kept"
+        assert second.redis_aof
+        with contextlib.closing(client()) as c:
+            assert c.get("survivor") == b"1"
+
+        # its port taken by another process: a clear error, and nothing thrown away
+        _kill_9(second.redis_pid)
+        state = localstack.read_state(sdir)
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # the kernel closes a killed process' listening socket a moment after the process is gone
+            assert wait_until(lambda: _bound(squatter, port), 5), f"port {port} did not become free"
+            squatter.listen()
+            with pytest.raises(StackError, match=rf"port 127\.0\.0\.1:{port} is taken by another process "
+                                                  rf"\(pid {os.getpid()}: "):
+                localstack.up(sdir, progress=lambda _m: None)
+        assert localstack.read_state(sdir) == state
+        assert alive(first.kafka_pid) and (sdir / "kafka" / "data" / "meta.properties").is_file()
+        third = localstack.up(sdir, redis_aof=False, progress=lambda _m: None)  # port free again; AOF switched off
+        assert third.started == ("redis",) and third.redis_url == first.redis_url and not third.redis_aof
+        with contextlib.closing(client()) as c:
+            assert c.get("survivor") == b"1"
+            assert c.config_get("appendonly") == {"appendonly": "no"}
+    finally:
+        localstack.down(sdir, progress=lambda _m: None)
+
+
+def test_fresh_discards_the_data_and_down_removes_it(tmp_path, unique_name):
+    sdir = tmp_path / "stack"
+    topic = f"fresh-{unique_name}"
+    first = localstack.up(sdir, progress=lambda _m: None)
+    try:
+        asyncio.run(_produce(first.kafka_bootstrap, topic, b"old"))
+        res = _up_cli(sdir, "--fresh")
+        assert res.returncode == 0, res.stderr
+        assert "--fresh: discarding" in res.stderr
+        second = localstack.StackInfo.from_state(localstack.read_state(sdir), sdir)
+        assert not alive(first.kafka_pid) and not alive(first.redis_pid)
+        assert second.cluster_id != first.cluster_id
+        assert asyncio.run(_topic_values(second.kafka_bootstrap, topic)) == []
+    finally:
+        assert localstack.down(sdir, progress=lambda _m: None)
     assert not alive(second.kafka_pid) and not alive(second.redis_pid)
+    assert not (sdir / "kafka").exists() and not (sdir / "redis").exists()
+    assert not (sdir / "state.json").exists() and not (sdir / "env").exists()
 
 
 def test_cli_status_and_help(stack):
