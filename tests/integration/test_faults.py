@@ -98,3 +98,40 @@ def test_a_store_ahead_of_its_changelog_is_rebuilt_not_fatal(stack, tmp_path):
         wait_for(lambda: b.metric("sla_events_total") >= 1, 30, "the new app's events applied")
     finally:
         b.stop()
+
+
+def test_the_broker_killed_and_restarted_loses_no_warning(stack, tmp_path):
+    """Runs last in this file: the broker gets a new pid (the `stack` object's kafka_pid is stale afterwards)."""
+    from monitor.localstack import read_state, up
+
+    prefix = f"x{uuid.uuid4().hex[:8]}."
+    pol = write_policies(tmp_path / "policies", POLICY)
+    w = Worker(worker_env(stack, prefix, free_port(), tmp_path / "data", SLAMON_POLICIES=str(pol),
+                          SLAMON_STORE="rocksdb://", SLAMON_TICK_INTERVAL=str(TICK)), tmp_path / "w.log").start()
+    try:
+        w.wait_ready()
+        topics = Topics(stack.kafka_bootstrap, prefix)
+        tag = f"kil{uuid.uuid4().hex[:5]}"
+        events = stream_of_orders(tag, now() + seconds(3), 30, 0.2, random.Random(8))
+        topics.produce_fast(events)
+        wait_for(lambda: w.metric("sla_events_total") >= len(events), 30, "the events to be applied")
+        os.kill(read_state(stack.state_dir)["kafka"]["pid"], signal.SIGKILL)
+        wait_for(lambda: w.get("/readyz")[0] == 503, 30, "the worker to report not ready")
+        time.sleep(10)
+        info = up(stack.state_dir)  # brings the broker back on its port, with its data
+        assert info.kafka_bootstrap == stack.kafka_bootstrap and "kafka" in info.started
+        wait_for(lambda: w.get("/readyz")[0] == 200, 180, "the worker to be ready again")
+        assert w.proc.poll() is None
+        last = max(datetime.fromisoformat(e["at"]) for e in events)
+        judge_at = last + seconds(7)
+        expected = {x["warning_id"] for x in replay_warnings(pol, events, judge_at, tmp_path)["warnings"]}
+        wait_for(lambda: now() > judge_at, 30, "the last crossings")
+
+        def arrived():
+            got = {x["warning_id"] for x in topics.records("sla.warnings") if x["order_id"].startswith(tag)}
+            return got if got >= expected else None
+
+        got = wait_for(arrived, 90, "every warning after the broker came back")
+        assert got == expected, f"false: {sorted(got - expected)[:5]}"
+    finally:
+        w.stop()

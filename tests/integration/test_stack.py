@@ -39,7 +39,7 @@ def test_up_again_reuses_the_running_stack(stack):
     again = localstack.up(stack.state_dir, progress=lambda _m: None)
     assert again.reused
     assert (again.kafka_bootstrap, again.redis_url) == (stack.kafka_bootstrap, stack.redis_url)
-    assert (again.kafka_pid, again.redis_pid) == (stack.kafka_pid, stack.redis_pid)
+    assert [again.kafka_pid, again.redis_pid] == recorded_pids(before)  # (the broker may have been restarted earlier)
     assert localstack.read_state(stack.state_dir) == before
     env = (stack.state_dir / "env").read_text().splitlines()
     assert env == [f"SLAMON_KAFKA_BOOTSTRAP={stack.kafka_bootstrap}", f"SLAMON_REDIS_URL={stack.redis_url}"]
