@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -147,6 +148,38 @@ def test_policy_change_applies_to_new_runs_only(shared, stack):
     apply_policies(stack, topics.prefix, pol)
     wait_for(lambda: orjson.loads(w.get("/readyz")[1]).get("policy_versions", {}).get("p") == 1, 20,
              "the worker to follow version 1 again")
+
+
+def test_an_unusable_message_on_sla_policies_changes_nothing_and_the_next_one_applies(shared, stack):
+    # one rejected policy message once stopped every worker, and every worker started later (it stays in the
+    # compacted topic)
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    w, topics, pol = shared
+
+    async def publish(messages):
+        p = AIOKafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+        await p.start()
+        try:
+            for key, value in messages:
+                await p.send_and_wait(topics.name("sla.policies"), value=value, key=key)
+        finally:
+            await p.stop()
+
+    bad = orjson.dumps({"process": "p", "document": {"process": "p", "nodes": {"n": {"commitment": "2h",
+                                                                                     "tolerance": "1h"}}}})
+    asyncio.run(publish([(b"p", b"\xff not json"), (b"p", bad), (b"\xfe", b"[1]"), (b"q", b"null")]))
+    time.sleep(2 * TICK)
+    assert w.proc.poll() is None and w.get("/readyz")[0] == 200
+    assert orjson.loads(w.get("/readyz")[1])["policy_versions"] == {"p": 1}
+    changed = write_policies(pol.parent / "policies-after-bad", POLICY.replace("version: 1", "version: 3"))
+    apply_policies(stack, topics.prefix, changed)
+    wait_for(lambda: orjson.loads(w.get("/readyz")[1]).get("policy_versions", {}).get("p") == 3, 20,
+             "the next good message to apply")
+    apply_policies(stack, topics.prefix, pol)
+    wait_for(lambda: orjson.loads(w.get("/readyz")[1]).get("policy_versions", {}).get("p") == 1, 20, "version 1")
 
 
 def test_a_limit_of_a_thousand_working_days_is_applied_not_an_internal_error(shared, stack):

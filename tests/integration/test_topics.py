@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -268,3 +269,46 @@ def test_concurrent_applies_race_safely(stack, prefix):
         assert [r[i].status for r in results].count("created") <= 1, spec.name
     meta, _ = describe(bootstrap, [s.name for s in specs])
     assert {n: len(m["partitions"]) for n, m in meta.items()} == {s.name: s.partitions for s in specs}
+
+
+# ------------------------------------------------------------------------------------------ setup traps
+
+
+def test_policy_apply_on_a_fresh_cluster_creates_sla_policies_compacted(stack, unique_name):
+    # before, the broker auto-created sla.policies with delete retention: published policies vanished after 7 days
+    prefix = f"pa-{unique_name}."
+    pol = ROOT / "deploy" / "demo" / "policies"
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "policy", "apply", str(pol), "--bootstrap",
+                        stack.kafka_bootstrap, "--prefix", prefix], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    names = [prefix + n for n in ("sla.policies", "workflow.events", "sla.warnings")]
+    meta, configs = describe(stack.kafka_bootstrap, names)
+    assert set(meta) == set(names)
+    assert configs[prefix + "sla.policies"]["cleanup.policy"] == "compact"
+    assert configs[prefix + "sla.policies"]["retention.ms"] == "-1"
+
+
+def test_the_worker_refuses_a_policies_topic_that_deletes_old_records(stack, unique_name, tmp_path):
+    prefix = f"pd-{unique_name}."
+    create_topics(stack.kafka_bootstrap, [NewTopic(prefix + "sla.policies", 1, 1,
+                                                   topic_configs={"cleanup.policy": "delete"})])
+    env = {**os.environ, "SLAMON_KAFKA_BOOTSTRAP": stack.kafka_bootstrap, "SLAMON_TOPIC_PREFIX": prefix,
+           "SLAMON_APP_ID": prefix.rstrip("."), "SLAMON_DATA_DIR": str(tmp_path / "data")}
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "worker"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1
+    assert "sla.policies" in r.stderr and "cleanup.policy" in r.stderr and "slamon topics apply" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "policy", "apply", str(ROOT / "deploy/demo/policies"),
+                        "--bootstrap", stack.kafka_bootstrap, "--prefix", prefix], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1 and "nothing published" in r.stderr
+
+
+def test_topics_apply_honours_the_prefix_from_the_environment(stack, unique_name):
+    prefix = f"te-{unique_name}."
+    env = {**os.environ, "SLAMON_KAFKA_BOOTSTRAP": stack.kafka_bootstrap, "SLAMON_TOPIC_PREFIX": prefix}
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "topics", "apply"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    meta, _ = describe(stack.kafka_bootstrap, [prefix + "sla.warnings"])
+    assert prefix + "sla.warnings" in meta
