@@ -23,10 +23,12 @@ from faust.types import TP
 
 from .. import kafka
 from ..settings import Settings
+from . import fastfetch
 from .fatal import fatal
 
 SCHEME = "slamon"
 _settings: Settings | None = None  # set by register(): the connection of the helper consumer below
+fast_fetch = True  # see fastfetch.py
 
 
 class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
@@ -61,6 +63,11 @@ class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
 class Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        if fast_fetch:
+            return await fastfetch.drain_messages(self, fetcher)
+        return await super()._drain_messages(fetcher)
 
 
 class Transport(driver.Transport):
