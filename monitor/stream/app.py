@@ -92,6 +92,7 @@ class WorkerApp:
             producer_linger=0.05,
             producer_max_batch_size=262144,
             producer_compression_type="lz4" if _has_lz4() else None,
+            web="slamon-web://",  # web.WEB_URL: the web server without Faust's own views (/, /router, /table, ...)
             web_port=settings.web_port,
             web_bind=settings.web_host,
             web_host=settings.web_host,
@@ -238,8 +239,15 @@ class WorkerApp:
                     # outside Faust's event context: the table's store then finds every key by key, whatever
                     # partition the batch's last message came from
                     touched = contextvars.Context().run(self._process, events)
-                    await asyncio.gather(*(self._commit(b) for p in sorted(touched)
-                                           if (b := processor.take(p)) is not None))
+                    commits = asyncio.ensure_future(asyncio.gather(*(
+                        self._commit(b) for p in sorted(touched) if (b := processor.take(p)) is not None)))
+                    try:
+                        await asyncio.shield(commits)
+                    except asyncio.CancelledError:
+                        # stopping: Faust acknowledges the batch's events when this loop ends, so the batch
+                        # must be committed first (or the process must end before the acknowledgement counts)
+                        await commits
+                        raise
                 except Fenced as exc:
                     fatal("another worker owns a partition of this worker now (fenced); stopping", exc)
                 except Exception as exc:  # noqa: BLE001 - the batch path must never ack what it did not commit

@@ -211,7 +211,7 @@ def test_second_worker_joins_then_first_leaves_nothing_lost_and_gauges_add_up(se
     w2.wait_ready()
     wait_for(lambda: set(orjson.loads(w2.get("/readyz")[1])["partitions"]) == p1 | p2 and gauge_total([w2]) == open_runs,
              60, "the second worker to own everything with the right gauges")
-    assert wait_for(lambda: warnings_by_id(topics, tag).keys() >= expected, 30, "every warning") is not None
+    assert wait_for(lambda: warnings_by_id(topics, tag).keys() >= expected, 60, "every warning") is not None
     assert set(warnings_by_id(topics, tag)) == expected
     assert gauge_total([w2]) == open_runs
     levels = {lvl: w2.metric("sla_runs_in_progress", {"process": "p", "node": "n", "level": lvl})
