@@ -1,6 +1,7 @@
 """Shared fixtures. Keep module-level imports light: unit tests must not need (or start) the local stack.
 
-Sections: local stack (Kafka + Redis) | naming helpers. Add new fixtures under a section of their own.
+Sections: local stack (Kafka + Redis) | secured local stacks | naming helpers. Add new fixtures under a section of
+their own.
 """
 
 from __future__ import annotations
@@ -24,6 +25,26 @@ def stack():
     from monitor.localstack import session_stack
 
     with session_stack() as info:
+        yield info
+
+
+# ---------------------------------------------------------------------------------- secured local stacks
+
+
+@pytest.fixture(scope="session", params=["sasl_ssl", "mtls"])
+def secured_stack(request):
+    """A local Kafka + Redis that accept only secured clients: `.env` holds every variable a client needs (the
+    SLAMON_KAFKA_* security settings, SLAMON_REDIS_URL_FILE, SLAMON_REDIS_SSL_CAFILE), `.security` the mode,
+    `.kafka_bootstrap`, `.redis_url` (with its password), `.state_dir` (certificates and secrets in security/).
+
+    "sasl_ssl": SCRAM-SHA-512 over TLS; "mtls": TLS with client certificates. Redis: TLS only, with a password.
+    A test that takes this fixture runs once per mode; `@pytest.mark.parametrize("secured_stack", ["sasl_ssl"],
+    indirect=True)` picks one. Each mode is started in a private state dir when a test first asks for it and
+    stopped when the tests of that mode are done (pytest keeps one instance of a parametrized session fixture).
+    """
+    from monitor.localstack import session_stack
+
+    with session_stack(security=request.param) as info:
         yield info
 
 

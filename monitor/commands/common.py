@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 import time
@@ -28,6 +29,21 @@ def settings_or_none(prog: str, *, log: bool = True) -> Settings | None:
     if log:
         logs.setup(settings.log_level)
     return settings
+
+
+def connections_refused(settings: Settings, *, redis: bool = False) -> str | None:
+    """Why Kafka (and, with `redis`, Redis) refuse this command's clients as configured -- credentials,
+    certificates, protocol -- checked before any work, so that the command ends at once with this one line; None
+    when they let it in, or cannot be reached now (the command then waits or gives up as it does for an outage)."""
+    from ..kafka import KafkaRefused
+    from ..oncall.service import check_connections
+    from ..redis_client import RedisRefused
+
+    try:
+        asyncio.run(check_connections(settings, logging.getLogger("slamon"), redis=redis))
+    except (KafkaRefused, RedisRefused) as exc:
+        return str(exc)
+    return None
 
 
 # command-line flag -> Settings field, for commands that let flags override the environment

@@ -11,7 +11,7 @@ import sys
 from ..catalogue import TopicsError, TopicSpec, load_catalogue, load_schema
 from ..catalogue.admin import DEFAULT_TIMEOUT_S, ClusterUnreachable, apply_topics
 from ..settings import SettingsError
-from .common import settings_with_flags
+from .common import connections_refused, settings_with_flags
 
 
 def _specs(args: argparse.Namespace) -> list[TopicSpec]:
@@ -47,8 +47,13 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     except TopicsError as exc:
         print(f"slamon topics apply: {exc}", file=sys.stderr)
         return 2
+    settings = settings_with_flags(args)
+    refused = connections_refused(settings)
+    if refused:
+        print(f"slamon topics apply: {refused}", file=sys.stderr)
+        return 2
     try:
-        reports = asyncio.run(apply_topics(settings_with_flags(args), specs, timeout_s=args.timeout))
+        reports = asyncio.run(apply_topics(settings, specs, timeout_s=args.timeout))
     except ClusterUnreachable as exc:
         print(f"slamon topics apply: {exc}", file=sys.stderr)
         return 2

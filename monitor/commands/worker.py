@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import Any
 
-from .common import add_service_parser, settings_or_none
+from .common import add_service_parser, connections_refused, settings_or_none
 
 log = logging.getLogger("slamon.worker")
 
@@ -24,12 +24,17 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..catalogue import TopicsError
     from ..core.policies import PolicyError
     from ..stream.preflight import SetupError, prepare
 
     settings = settings_or_none("slamon worker")
     if settings is None:
         return 2
+    refused = connections_refused(settings, redis=bool(settings.api_token))
+    if refused:
+        print(f"slamon worker: {refused}", file=sys.stderr)
+        return 1
     try:
         partitions = asyncio.run(asyncio.wait_for(prepare(settings), 120))
     except PolicyError as exc:
@@ -38,8 +43,9 @@ def _run(args: argparse.Namespace) -> int:
     except SetupError as exc:
         print(f"slamon worker: {exc}", file=sys.stderr)
         return 1
-    except (TimeoutError, OSError) as exc:
-        print(f"slamon worker: cannot prepare topics at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+    except (TimeoutError, OSError, TopicsError) as exc:
+        print(f"slamon worker: cannot prepare topics at {settings.kafka_bootstrap}: {exc or type(exc).__name__}",
+              file=sys.stderr)
         return 1
     from ..stream.app import run_worker
 

@@ -37,7 +37,10 @@ def add_actions(parser: argparse.ArgumentParser) -> None:
                                        "healthy is left running, what died (or does not answer) is restarted on "
                                        "its recorded ports and data (Kafka's topics and offsets, Redis' AOF). A "
                                        "recorded port taken by another process is an error: nothing is wiped. "
-                                       "Writes <state dir>/env with SLAMON_KAFKA_BOOTSTRAP and SLAMON_REDIS_URL.")
+                                       "Writes <state dir>/env with SLAMON_KAFKA_BOOTSTRAP and SLAMON_REDIS_URL. "
+                                       "With SLAMON_STACK_SECURITY=sasl_ssl (SCRAM-SHA-512 over TLS) or mtls "
+                                       "(client certificates) Kafka and Redis accept only secured clients, and the "
+                                       "env file holds every SLAMON_KAFKA_* and SLAMON_REDIS_* variable they need.")
     _add_dir(p)
     p.add_argument("--fresh", action="store_true",
                    help="discard the recorded stack and its data first: a new stack on new ports")
@@ -140,6 +143,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"kafka: {k.get('version')} on 127.0.0.1:{k.get('port')} (controller {k.get('controller_port')}), "
           f"pid {k.get('pid')}, cluster id {k.get('cluster_id')}, log {k.get('log')}")
     print(f"redis: 127.0.0.1:{r.get('port')}, pid {r.get('pid')}, AOF {'on' if r.get('aof') else 'off'}")
+    print(f"security: {state.get('security') or 'none'}")
     print(f"env:   {sdir / ENV_FILE}")
     if problems:
         print("NOT healthy: " + "; ".join(problems))

@@ -25,10 +25,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from . import paths
 from .kafka_jars import MARKER, classpath, fetch, file_lock, kafka_version, version_dir
 from .procs import LOOPBACK, StackError, alive, port_open, say, spawn, tail
+from .security import Security
 
 Progress = Callable[[str], None]
 
@@ -189,9 +191,11 @@ def cluster_id(data_dir: Path) -> str | None:
     return None
 
 
-def server_properties(port: int, controller_port: int, data_dir: Path) -> dict[str, str]:
-    """Combined broker+controller on 127.0.0.1 with the fast-start settings of Kafka's own test kit."""
-    return {
+def server_properties(port: int, controller_port: int, data_dir: Path,
+                      security: Security | None = None) -> dict[str, str]:
+    """Combined broker+controller on 127.0.0.1 with the fast-start settings of Kafka's own test kit; with
+    `security`, its one client (and inter-broker) listener is secured (see security.py)."""
+    props = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         # static quorum: the formatted dir does not depend on the ports (no `format --standalone`)
@@ -222,6 +226,7 @@ def server_properties(port: int, controller_port: int, data_dir: Path) -> dict[s
         "num.recovery.threads.per.data.dir": "1",
         "num.replica.fetchers": "1",
     }
+    return {**props, **security.kafka_properties(port, controller_port)} if security else props
 
 
 def jvm_opts(tmp_dir: Path, cds_archive: Path | None = None) -> list[str]:
@@ -245,6 +250,7 @@ class KafkaServer:
     controller_port: int
     runtime: Runtime
     extra_jvm_opts: tuple[str, ...] = ()
+    security: Security | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -269,11 +275,14 @@ class KafkaServer:
     def prepare(self) -> None:
         """Write server.properties and format the KRaft log dir (unless formatted already)."""
         (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
-        props = server_properties(self.port, self.controller_port, self.data_dir)
-        self.config_path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        props = server_properties(self.port, self.controller_port, self.data_dir, self.security)
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in props.items()))
         if (self.data_dir / "meta.properties").exists():
             return
-        if self.runtime.template:
+        users = self.security.format_args() if self.security else []
+        if self.runtime.template and not users:  # SCRAM users live in the bootstrap records: format them
             # what `format` writes: the version's bootstrap records and this node's identity
             self.data_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy2(self.runtime.template / "bootstrap.checkpoint", self.data_dir / "bootstrap.checkpoint")
@@ -282,7 +291,7 @@ class KafkaServer:
             (self.data_dir / "meta.properties").write_text("".join(f"{k}={v}\n" for k, v in meta.items()))
             return
         cmd = self._java("kafka.tools.StorageTool", "format", "-t", random_cluster_id(),
-                         "-c", str(self.config_path))
+                         "-c", str(self.config_path), *users)
         result = subprocess.run(cmd, cwd=self.directory, capture_output=True, text=True, timeout=120)
         with open(self.log_path, "a") as log:
             log.write(result.stdout + result.stderr)
@@ -295,6 +304,12 @@ class KafkaServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         return spawn(self._java("kafka.Kafka", str(self.config_path)), cwd=self.directory, log=self.log_path)
 
+    def client_options(self) -> dict[str, Any]:
+        """aiokafka's arguments to reach this broker (its security included)."""
+        if self.security is None:
+            return {"bootstrap_servers": self.bootstrap}
+        return self.security.kafka_client_options(self.bootstrap)
+
     def wait_ready(self, pid: int, timeout: float) -> None:
         """Block until the broker answers a metadata request; StackError with the log's tail otherwise."""
         deadline = time.monotonic() + timeout
@@ -302,7 +317,7 @@ class KafkaServer:
             if not alive(pid):
                 raise StackError(f"Kafka exited during start-up; last lines of {self.log_path}:\n"
                                  f"{tail(self.log_path)}")
-            if port_open(self.port) and probe(self.bootstrap, timeout=5, group_coordinator=True):
+            if port_open(self.port) and probe(self.client_options(), timeout=5, group_coordinator=True):
                 return
             if time.monotonic() >= deadline:
                 raise StackError(f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s; "
@@ -325,13 +340,14 @@ def _quiet_aiokafka() -> Iterator[None]:
         logger.setLevel(level)
 
 
-async def probe_async(bootstrap: str, timeout: float = 5.0, group_coordinator: bool = False) -> bool:
+async def probe_async(client_options: dict[str, Any], timeout: float = 5.0, group_coordinator: bool = False) -> bool:
     """True if the broker answers a metadata request listing itself (and, if asked, can coordinate groups:
-    the first FindCoordinator creates __consumer_offsets, so a consumer group joins at once afterwards)."""
+    the first FindCoordinator creates __consumer_offsets, so a consumer group joins at once afterwards).
+    `client_options`: aiokafka's connection arguments (bootstrap_servers, security)."""
     from aiokafka import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
+    client = AIOKafkaClient(**client_options, request_timeout_ms=int(timeout * 1000),
                             client_id="slamon-localstack-probe")
     try:
         async with asyncio.timeout(timeout):
@@ -348,7 +364,10 @@ async def probe_async(bootstrap: str, timeout: float = 5.0, group_coordinator: b
             await client.close()
 
 
-def probe(bootstrap: str, timeout: float = 5.0, group_coordinator: bool = False) -> bool:
-    """Synchronous `probe_async` (runs its own event loop: call it from plain, non-async code)."""
+def probe(client_options: dict[str, Any] | str, timeout: float = 5.0, group_coordinator: bool = False) -> bool:
+    """Synchronous `probe_async` (runs its own event loop: call it from plain, non-async code). A string is the
+    bootstrap servers of a plaintext broker."""
+    if isinstance(client_options, str):
+        client_options = {"bootstrap_servers": client_options}
     with _quiet_aiokafka():
-        return asyncio.run(probe_async(bootstrap, timeout, group_coordinator))
+        return asyncio.run(probe_async(client_options, timeout, group_coordinator))

@@ -1,5 +1,6 @@
 """Where the launcher finds its inputs (repo root, the Maven project) and keeps its outputs (jar cache, state), and
-the development variables it reads (SLAMON_CACHE_DIR, SLAMON_STACK_DIR, SLAMON_KAFKA_*): the launcher is development
+the development variables it reads (SLAMON_CACHE_DIR, SLAMON_STACK_DIR, SLAMON_STACK_SECURITY, SLAMON_KAFKA_JVM_OPTS,
+SLAMON_KAFKA_CDS, SLAMON_KAFKA_START_TIMEOUT): the launcher is development
 tooling with its own variables, read here and nowhere else (the product's settings are `monitor.settings`)."""
 
 from __future__ import annotations
@@ -45,3 +46,10 @@ def kafka_cds_enabled() -> bool:
 def kafka_start_timeout() -> float:
     """Seconds to wait for the broker to answer: `$SLAMON_KAFKA_START_TIMEOUT`, else 120."""
     return float(os.environ.get("SLAMON_KAFKA_START_TIMEOUT", "120"))
+
+
+def stack_security() -> str:
+    """`$SLAMON_STACK_SECURITY`: "sasl_ssl" or "mtls" for a secured stack (security.py), "" (also `none`) for the
+    plaintext one. Checked by security.Security."""
+    value = os.environ.get("SLAMON_STACK_SECURITY", "").strip().lower()
+    return "" if value in ("", "none", "plaintext") else value

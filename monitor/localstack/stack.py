@@ -2,11 +2,14 @@
 
     <state dir>/state.json   pids (with start times), ports, versions, Kafka's cluster id: what `up` started or
                              restarts and `down` stops
-    <state dir>/env          SLAMON_KAFKA_BOOTSTRAP=... and SLAMON_REDIS_URL=... (shell-sourceable)
+    <state dir>/env          SLAMON_KAFKA_BOOTSTRAP=... and SLAMON_REDIS_URL=... (shell-sourceable); on a secured
+                             stack every SLAMON_KAFKA_* and SLAMON_REDIS_* variable a client needs
     <state dir>/kafka/       server.properties, data/, kafka.log (the broker's working directory)
     <state dir>/redis/       redis.log, AOF files if enabled (Redis' working directory)
+    <state dir>/security/    a secured stack's CA, certificates and secrets (security.py)
 
 The state dir is `.stack/` at the repo root unless `$SLAMON_STACK_DIR` or an explicit `state_dir` says otherwise.
+`$SLAMON_STACK_SECURITY` (sasl_ssl or mtls) or `up(security=...)` asks for a secured stack (security.py).
 
 A recorded stack keeps its ports and data until `down` (or `up(fresh=True)`): `up` reuses what is healthy and
 restarts what died on its recorded ports and data.
@@ -40,18 +43,23 @@ from .procs import (
     wait_until,
 )
 from .redis_server import RedisServer
+from .security import MODES, Security
 from .state import (
     COMPONENTS,
     ENV_FILE,
     NAMES,
+    SECURITY_DIR,
     STATE_FORMAT,
     StackInfo,
+    kafka_client,
     locked,
     read_state,
+    redis_cafile,
     redis_url,
     remove_data,
     remove_state,
     restartable,
+    security_of,
     write_env,
     write_state,
 )
@@ -75,9 +83,9 @@ def _problem(key: str, rec: dict[str, Any], probe_timeout: float = 5.0) -> str |
     if key == "kafka":
         if rec.get("version") != kafka_jars.kafka_version():
             return f"Kafka {rec.get('version')} runs but {kafka_jars.kafka_version()} is pinned"
-        if not kafka_server.probe(f"{LOOPBACK}:{rec['port']}", timeout=probe_timeout):
+        if not kafka_server.probe(kafka_client(rec), timeout=probe_timeout):
             return f"Kafka on {LOOPBACK}:{rec['port']} does not answer a metadata request"
-    elif not redis_server.ping(redis_url(rec), timeout=probe_timeout):
+    elif not redis_server.ping(redis_url(rec), timeout=probe_timeout, cafile=redis_cafile(rec)):
         return f"Redis on {LOOPBACK}:{rec['port']} does not answer PING"
     return None
 
@@ -99,7 +107,8 @@ def status(state_dir: str | os.PathLike[str] | None = None) -> tuple[dict[str, A
 
 
 def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool | None = None,
-       timeout: float | None = None, fresh: bool = False, progress: Progress = say) -> StackInfo:
+       timeout: float | None = None, fresh: bool = False, progress: Progress = say,
+       security: str | None = None) -> StackInfo:
     """Start the stack, reuse the healthy one recorded in `state_dir`, or bring back what of it died (idempotent).
 
     A recorded stack keeps its ports and data: a server that is not running (or not answering) is restarted on its
@@ -109,14 +118,24 @@ def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool | Non
 
     `redis_aof`: True/False switches Redis' append-only file on/off (a running Redis keeps its data); None keeps
     what is recorded (off for a new stack). Writes `<state dir>/env`.
+
+    `security`: "" (plaintext), "sasl_ssl" or "mtls" (see security.py); None: `$SLAMON_STACK_SECURITY`. A recorded
+    stack of another kind is a StackError (`down` or `fresh=True` first).
     """
     sdir = paths.stack_dir(state_dir)
     timeout = timeout or paths.kafka_start_timeout()
+    security = paths.stack_security() if security is None else security
+    if security and security not in MODES:
+        raise StackError(f"SLAMON_STACK_SECURITY={security!r}: use one of {', '.join(MODES)} (or leave it empty)")
     with locked(sdir):
         state = read_state(sdir)
         if fresh and (state or any((sdir / key).exists() for key in COMPONENTS)):
             progress(f"--fresh: discarding the stack in {sdir} and its data")
         elif state and restartable(sdir, state):
+            if state.get("security", "") != security:
+                raise StackError(f"the stack in {sdir} runs with security {state.get('security') or 'none'}, but "
+                                 f"{security or 'none'} is asked for (SLAMON_STACK_SECURITY): stop it first "
+                                 f"(`make stack-down`) or start anew (`up --fresh`)")
             return _resume(sdir, state, redis_aof, timeout, progress)
         elif state:
             progress(f"the stack recorded in {sdir} never finished starting: starting a new one")
@@ -124,7 +143,7 @@ def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool | Non
         rt = kafka_server.runtime(progress)
         for attempt in range(3):
             try:
-                return _start(sdir, rt, bool(redis_aof), timeout, progress)
+                return _start(sdir, rt, bool(redis_aof), timeout, progress, security)
             except StackError as e:
                 if "Address already in use" not in str(e) or attempt == 2:
                     raise
@@ -134,9 +153,9 @@ def up(state_dir: str | os.PathLike[str] | None = None, *, redis_aof: bool | Non
 
 def _server(sdir: Path, key: str, rec: dict[str, Any], rt: kafka_server.Runtime | None) -> RedisServer | KafkaServer:
     if key == "redis":
-        return RedisServer(sdir / "redis", rec["port"], aof=bool(rec.get("aof")))
+        return RedisServer(sdir / "redis", rec["port"], aof=bool(rec.get("aof")), security=security_of(rec))
     assert rt is not None
-    return KafkaServer(sdir / "kafka", rec["port"], rec["controller_port"], rt)
+    return KafkaServer(sdir / "kafka", rec["port"], rec["controller_port"], rt, security=security_of(rec))
 
 
 def _launch(server: RedisServer | KafkaServer, rec: dict[str, Any]) -> int:
@@ -153,7 +172,8 @@ def _wait_ready(server: RedisServer | KafkaServer, pid: int, timeout: float) -> 
     server.wait_ready(pid, REDIS_START_TIMEOUT if isinstance(server, RedisServer) else timeout)
 
 
-def _start(sdir: Path, rt: kafka_server.Runtime, redis_aof: bool, timeout: float, progress: Progress) -> StackInfo:
+def _start(sdir: Path, rt: kafka_server.Runtime, redis_aof: bool, timeout: float, progress: Progress,
+           security: str = "") -> StackInfo:
     t0 = time.monotonic()
     remove_data(sdir)
     remove_state(sdir)
@@ -162,10 +182,17 @@ def _start(sdir: Path, rt: kafka_server.Runtime, redis_aof: bool, timeout: float
     recs = {"redis": {"port": redis_port, "aof": redis_aof, "dir": str(sdir / "redis")},
             "kafka": {"port": kafka_port, "controller_port": controller_port, "dir": str(sdir / "kafka"),
                       "log": str(sdir / "kafka" / "kafka.log")}}
+    if security:
+        material = Security(security, sdir / SECURITY_DIR)
+        progress(f"making a CA, certificates and secrets for a {security} stack in {material.directory}")
+        material.create()
+        state["security"] = security
+        for rec in recs.values():
+            rec.update(security=security, security_dir=str(material.directory))
     servers = {key: _server(sdir, key, rec, rt) for key, rec in recs.items()}
     pids = {}
     try:
-        progress(f"starting Redis on {servers['redis'].url} and Kafka {rt.version} on {servers['kafka'].bootstrap}...")
+        progress(f"starting Redis on {LOOPBACK}:{redis_port} and Kafka {rt.version} on {servers['kafka'].bootstrap}...")
         for key in COMPONENTS:
             pids[key] = _launch(servers[key], recs[key])
             state[key] = recs[key]
@@ -181,8 +208,7 @@ def _start(sdir: Path, rt: kafka_server.Runtime, redis_aof: bool, timeout: float
     write_state(sdir, state)
     info = StackInfo.from_state(state, sdir, started=COMPONENTS, created=True)
     write_env(info)
-    progress(f"stack up in {time.monotonic() - t0:.1f}s: Kafka {info.kafka_bootstrap}, Redis {info.redis_url} "
-             f"(env in {sdir / ENV_FILE})")
+    progress(f"stack up in {time.monotonic() - t0:.1f}s: {info.shown} (env in {sdir / ENV_FILE})")
     return info
 
 
@@ -204,10 +230,9 @@ def _resume(sdir: Path, state: dict[str, Any], redis_aof: bool | None, timeout: 
     info = StackInfo.from_state(state, sdir, started=broken)
     write_env(info)
     if broken:
-        progress(f"stack up again in {time.monotonic() - t0:.1f}s: Kafka {info.kafka_bootstrap}, "
-                 f"Redis {info.redis_url} (env in {sdir / ENV_FILE})")
+        progress(f"stack up again in {time.monotonic() - t0:.1f}s: {info.shown} (env in {sdir / ENV_FILE})")
     else:
-        progress(f"reusing the running stack: Kafka {info.kafka_bootstrap}, Redis {info.redis_url}")
+        progress(f"reusing the running stack: {info.shown}")
     return info
 
 
@@ -260,7 +285,7 @@ def _switch_aof(rec: dict[str, Any], aof: bool, progress: Progress) -> None:
     """Turn the append-only file of the running Redis on or off (CONFIG SET: the data in memory is kept)."""
     import redis
 
-    client = redis.Redis.from_url(redis_url(rec), socket_timeout=10)
+    client = redis_server.sync_client(redis_url(rec), 10, redis_cafile(rec))
     try:
         client.config_set("appendonly", "yes" if aof else "no")
     except redis.RedisError as e:
@@ -327,23 +352,24 @@ def _stop_everything(sdir: Path, state: dict[str, Any] | None, progress: Progres
 
 @contextlib.contextmanager
 def session_stack(shared_dir: str | os.PathLike[str] | None = None,
-                  progress: Progress = say) -> Iterator[StackInfo]:
+                  progress: Progress = say, security: str = "") -> Iterator[StackInfo]:
     """A stack for one test session or benchmark run.
 
-    Reuses the healthy stack of `shared_dir` (default: the one `make stack-up` starts) without ever stopping
-    it; otherwise starts a private one in `<shared dir>/session-<pid>/` and stops and removes it on exit,
-    so concurrent sessions in one checkout never stop each other's stack.
+    Reuses the healthy plaintext stack of `shared_dir` (default: the one `make stack-up` starts) without ever
+    stopping it; otherwise starts a private one in `<shared dir>/session-<pid>/` and stops and removes it on exit,
+    so concurrent sessions in one checkout never stop each other's stack. A secured stack (`security`: sasl_ssl or
+    mtls) is always private (`session-<pid>-<security>/`).
     """
     shared = paths.stack_dir(shared_dir)
-    state = read_state(shared)
-    if state and not problems(state):
+    state = None if security else read_state(shared)
+    if state and not state.get("security") and not problems(state):
         info = StackInfo.from_state(state, shared)
-        progress(f"using the running stack in {shared}: Kafka {info.kafka_bootstrap}, Redis {info.redis_url}")
+        progress(f"using the running stack in {shared}: {info.shown}")
         yield info
         return
     _clean_dead_sessions(shared, progress)
-    private = shared / f"{SESSION_PREFIX}{os.getpid()}"
-    info = up(private, progress=progress)
+    private = shared / f"{SESSION_PREFIX}{os.getpid()}{f'-{security}' if security else ''}"
+    info = up(private, progress=progress, security=security)
     try:
         yield info
     finally:
@@ -356,7 +382,7 @@ def _clean_dead_sessions(shared: Path, progress: Progress) -> None:
     if not shared.is_dir():
         return
     for d in shared.glob(f"{SESSION_PREFIX}*"):
-        owner = d.name.removeprefix(SESSION_PREFIX)
+        owner = d.name.removeprefix(SESSION_PREFIX).split("-")[0]
         if owner.isdigit() and not alive(int(owner)):
             down(d, progress=progress)
             shutil.rmtree(d, ignore_errors=True)

@@ -1,5 +1,6 @@
-"""The recorded stack: `state.json` (pids with start times, ports, versions, Kafka's cluster id), the shell-sourceable
-`env`, what `StackInfo` tells callers, and the lock that lets one `up`/`down` run at a time per state dir."""
+"""The recorded stack: `state.json` (pids with start times, ports, versions, Kafka's cluster id, the security mode of a
+secured stack), the shell-sourceable `env`, what `StackInfo` tells callers, and the lock that lets one `up`/`down`
+run at a time per state dir."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..settings import redact_url
 from . import kafka_server, paths
 from .procs import LOOPBACK
+from .security import Security
 
 STATE_FILE = "state.json"
 ENV_FILE = "env"
 STATE_FORMAT = 1
 COMPONENTS = ("redis", "kafka")  # start order (Redis is up in milliseconds)
+SECURITY_DIR = "security"  # certificates and secrets of a secured stack
 NAMES = {"kafka": "Kafka", "redis": "Redis"}
 
 
@@ -41,6 +45,8 @@ class StackInfo:
     cluster_id: str = ""
     started: tuple[str, ...] = field(default=(), compare=False)
     created: bool = field(default=False, compare=False)
+    security: str = ""
+    security_env: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def reused(self) -> bool:
@@ -49,7 +55,17 @@ class StackInfo:
 
     @property
     def env(self) -> dict[str, str]:
+        """What a client needs: SLAMON_KAFKA_BOOTSTRAP and SLAMON_REDIS_URL; on a secured stack the bootstrap servers
+        and the variables of security.py (the Redis URL holds a password: SLAMON_REDIS_URL_FILE)."""
+        if self.security:
+            return {"SLAMON_KAFKA_BOOTSTRAP": self.kafka_bootstrap, **self.security_env}
         return {"SLAMON_KAFKA_BOOTSTRAP": self.kafka_bootstrap, "SLAMON_REDIS_URL": self.redis_url}
+
+    @property
+    def shown(self) -> str:
+        """Where it listens, for messages (no password)."""
+        return f"Kafka {self.kafka_bootstrap}{f' ({self.security})' if self.security else ''}, " \
+               f"Redis {redact_url(self.redis_url)}"
 
     @classmethod
     def from_state(cls, state: dict[str, Any], state_dir: Path, started: tuple[str, ...] = (),
@@ -66,11 +82,36 @@ class StackInfo:
             cluster_id=state["kafka"].get("cluster_id") or kafka_server.cluster_id(state_dir / "kafka" / "data") or "",
             started=started,
             created=created,
+            security=state.get("security", ""),
+            security_env=_security_env(state),
         )
 
 
+def _security_env(state: dict[str, Any]) -> dict[str, str]:
+    sec = security_of(state["kafka"])
+    return {**sec.kafka_env(), **sec.redis_env(state["redis"]["port"])} if sec else {}
+
+
+def security_of(rec: dict[str, Any]) -> Security | None:
+    """The security of a recorded server (None: plaintext)."""
+    return Security(rec["security"], Path(rec["security_dir"])) if rec.get("security") else None
+
+
 def redis_url(rec: dict[str, Any]) -> str:
-    return f"redis://{LOOPBACK}:{rec['port']}/0"
+    sec = security_of(rec)
+    return sec.redis_url(rec["port"]) if sec else f"redis://{LOOPBACK}:{rec['port']}/0"
+
+
+def redis_cafile(rec: dict[str, Any]) -> str | None:
+    sec = security_of(rec)
+    return str(sec.path("ca.pem")) if sec else None
+
+
+def kafka_client(rec: dict[str, Any]) -> dict[str, Any] | str:
+    """How to reach the recorded broker: its bootstrap servers, with its security on a secured stack."""
+    bootstrap = f"{LOOPBACK}:{rec['port']}"
+    sec = security_of(rec)
+    return sec.kafka_client_options(bootstrap) if sec else bootstrap
 
 
 # ------------------------------------------------------------------------------------------- state files
@@ -119,7 +160,7 @@ def remove_state(sdir: Path) -> None:
 def remove_data(sdir: Path) -> bool:
     """Delete the servers' directories (data, config, logs); True if there was any."""
     found = False
-    for key in COMPONENTS:
+    for key in (*COMPONENTS, SECURITY_DIR):
         if (sdir / key).exists():
             found = True
             shutil.rmtree(sdir / key, ignore_errors=True)

@@ -23,11 +23,11 @@ from .. import kafka, redis_client
 from ..catalogue import OUTCOMES, WARNINGS, topic_names
 from ..core.instants import US, parse_instant
 from ..core.records import RUN_FIELDS
-from ..settings import Settings
+from ..settings import Settings, redact_url
 from . import keys
 from .checks import check_outcome, check_warning
 from .consume import Backoff, Batch, Refused, consume
-from .service import START_TIMEOUT, Service, stop_consumer
+from .service import START_TIMEOUT, Service, check_connections, stop_consumer
 
 log = logging.getLogger("slamon.board")
 
@@ -168,7 +168,7 @@ async def run_board(settings: Settings, stop: asyncio.Event | None = None, group
     sources = {names[WARNINGS]: "warning", names[OUTCOMES]: "outcome"}
     stop = stop or asyncio.Event()
     service = Service("board", log)
-    r = redis_client.connect(settings.redis_url, timeout=5)
+    r = redis_client.client(settings, timeout=5)
     board = Board(r, keys.namespace(settings.app_id), int(settings.closed_retention))
 
     async def handle(batch: Batch) -> Refused:
@@ -176,14 +176,15 @@ async def run_board(settings: Settings, stop: asyncio.Event | None = None, group
         return [(batch[i], error) for i, error in refused]
 
     try:
+        await check_connections(settings, log)
         async with service.web(settings.web_host, settings.web_port):
             consumer = await service.start_consumer(lambda: kafka.consumer(
                 settings, names[WARNINGS], names[OUTCOMES], client_id=f"{settings.app_id}-board",
                 group_id=group or f"{settings.app_id}-board", enable_auto_commit=False,
-                auto_offset_reset="earliest"), start_timeout, stop)
+                auto_offset_reset="earliest"), start_timeout, stop, check=lambda: kafka.check_access(settings))
             if consumer is None:
                 return
-            log.info("board started", extra={"namespace": board.ns, "redis": settings.redis_url})
+            log.info("board started", extra={"namespace": board.ns, "redis": redact_url(settings.redis_url)})
             try:
                 await consume(consumer, handle, stop, check=check(sources), watch=service.watch,
                               max_records=1000, backoff=Backoff(0.2, 10.0), transient=(RedisError, OSError),

@@ -27,12 +27,12 @@ from .. import kafka, redis_client
 from ..catalogue import WARNINGS, topic_names
 from ..core.instants import US, format_instant
 from ..core.vocabulary import RESOLVED
-from ..settings import Settings
+from ..settings import Settings, redact_url
 from . import keys
 from .alerts import ALERTNAMES, AlertmanagerDown, AlertsRejected, alert_for, post_alerts
 from .checks import check_warning
 from .consume import Backoff, Batch, Periodic, Refused, consume
-from .service import START_TIMEOUT, Service, stop_consumer
+from .service import START_TIMEOUT, Service, check_connections, stop_consumer
 
 log = logging.getLogger("slamon.notifier")
 
@@ -146,7 +146,7 @@ async def run_notifier(settings: Settings, lease: float = 300, resend_every: flo
     transient = (AlertmanagerDown, RedisError, OSError)
     stop = stop or asyncio.Event()
     service = Service("notifier", log)
-    r = redis_client.connect(settings.redis_url, timeout=5)
+    r = redis_client.client(settings, timeout=5)
     notifier = Notifier(r, keys.namespace(settings.app_id), settings.alertmanager_url, lease, keep_resolved)
 
     async def resend() -> float:
@@ -162,14 +162,15 @@ async def run_notifier(settings: Settings, lease: float = 300, resend_every: flo
         return [(batch[i], error) for i, error in await notifier.handle([rec.value for rec in batch])]
 
     try:
+        await check_connections(settings, log)
         async with service.web(settings.web_host, settings.web_port):
             consumer = await service.start_consumer(lambda: kafka.consumer(
                 settings, topic_names(settings.topic_prefix)[WARNINGS], client_id=f"{settings.app_id}-notifier",
                 group_id=f"{settings.app_id}-notifier", enable_auto_commit=False, auto_offset_reset="earliest"),
-                start_timeout, stop)
+                start_timeout, stop, check=lambda: kafka.check_access(settings))
             if consumer is None:
                 return
-            log.info("notifier started", extra={"alertmanager": settings.alertmanager_url, "lease_s": lease,
+            log.info("notifier started", extra={"alertmanager": redact_url(settings.alertmanager_url), "lease_s": lease,
                                                 "resend_s": resend_every})
             try:
                 await consume(consumer, handle, stop, check=lambda topic, w: check_warning(w),

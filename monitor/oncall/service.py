@@ -7,6 +7,8 @@ starting the Kafka consumer within a bound, and its exit status.
   finishes its waits; 503 once it has done neither for `stall_after` seconds: it hangs).
 - A failed process is a dead process: the consumer that does not start within `--start-timeout` seconds, a port
   already taken, any unexpected exception end the command with status 1 and one log line naming the cause.
+  So do Kafka or Redis refusing it (wrong credentials, an untrusted certificate, the wrong protocol), checked at
+  start and whenever the consumer fails to start: waiting cannot help there.
   Outages of Redis and Alertmanager are not fatal: the loop retries them.
 """
 
@@ -16,13 +18,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from .. import kafka, redis_client
 from ..observe import build_info
+from ..settings import Settings, redact_url
 from .consume import Backoff, Watch
 
 START_TIMEOUT = 60.0  # seconds the consumer may take to reach Kafka at start (the commands' --start-timeout)
@@ -66,9 +70,11 @@ class Service:
             await runner.cleanup()
 
     async def start_consumer(self, make: Callable[[], Any], timeout: float = START_TIMEOUT,
-                             stop: asyncio.Event | None = None) -> Any | None:
+                             stop: asyncio.Event | None = None,
+                             check: Callable[[], Awaitable[Any]] | None = None) -> Any | None:
         """A started consumer from `make()`, trying again (a new one each time) while Kafka cannot be reached, for
-        at most `timeout` seconds; then raises NotStarted. None when `stop` is set meanwhile."""
+        at most `timeout` seconds; then raises NotStarted. None when `stop` is set meanwhile. `check()`, awaited
+        after each failed start, raises when trying again cannot help (e.g. `kafka.check_access`)."""
         from aiokafka.errors import KafkaError
 
         stop = stop or asyncio.Event()
@@ -81,6 +87,8 @@ class Service:
                 return consumer
             except (KafkaError, OSError, TimeoutError) as exc:
                 await stop_consumer(consumer)
+                if check is not None:
+                    await check()
                 left = deadline - time.monotonic()
                 cause = str(exc) or type(exc).__name__
                 if left <= 0:
@@ -90,6 +98,16 @@ class Service:
                     await asyncio.wait_for(stop.wait(), min(next(delays), left))
                 self.watch.beat()
         return None
+
+
+async def check_connections(settings: Settings, log: logging.Logger, *, redis: bool = True) -> None:
+    """At start: Kafka (and with `redis`, Redis) let this process in, else kafka.KafkaRefused or
+    redis_client.RedisRefused naming the cause. A Redis that does not answer now is only logged: it is waited for
+    like an outage. (A Kafka that cannot be reached is the consumer's to wait for.)"""
+    await kafka.check_access(settings)
+    if redis and (down := await redis_client.check(settings)):
+        log.warning("Redis does not answer now; waiting for it", extra={"redis": redact_url(settings.redis_url),
+                                                                         "error": down})
 
 
 async def stop_consumer(consumer: Any) -> None:

@@ -35,7 +35,7 @@ class QueryApi:
                  recovered: Callable[[], bool], clock: Callable[[], int], local_state: LocalState,
                  redis: Any = None):
         self.token = settings.api_token
-        self.redis_url = settings.redis_url
+        self.settings = settings
         self.ns = keys.namespace(settings.app_id)
         self.base_url = (settings.advertised_url or f"http://{settings.web_host}:{settings.web_port}").rstrip("/")
         self.partitions = partitions
@@ -49,7 +49,7 @@ class QueryApi:
 
     def redis(self) -> Any:
         if self._redis is None:  # created on first use, in the worker's loop
-            self._redis = redis_client.connect(self.redis_url, timeout=1.0, retry_once=True)
+            self._redis = redis_client.client(self.settings, timeout=1.0, retry_once=True)
         return self._redis
 
     async def close(self) -> None:

@@ -29,14 +29,18 @@ def check_auth(token: str, authorization: str | None) -> ApiError | None:
     """None when the request may proceed, else the error to answer.
 
     No token configured: the API is off (404). No usable `Authorization: Bearer ...` header: 401 with
-    `WWW-Authenticate: Bearer`. A bearer token that is not the configured one: 403. Constant-time comparison."""
+    `WWW-Authenticate: Bearer` -- also a header that is not UTF-8 (the web server hands its bytes on as lone
+    surrogates) or not a string. A bearer token that is not the configured one: 403. Constant-time comparison."""
     if not token:
         return ApiError(404, API_DISABLED)
-    scheme, _, credentials = (authorization or "").strip().partition(" ")
-    credentials = credentials.strip()
-    if scheme.lower() != "bearer" or not credentials:
+    scheme, _, credentials = (authorization if isinstance(authorization, str) else "").strip().partition(" ")
+    try:
+        given = credentials.strip().encode("utf-8")
+    except UnicodeEncodeError:
+        given = b""
+    if scheme.lower() != "bearer" or not given:
         return ApiError(401, "missing bearer token (Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(credentials.encode("utf-8"), token.encode("utf-8")):
+    if not hmac.compare_digest(given, token.encode("utf-8")):
         return ApiError(403, "invalid token")
     return None
 

@@ -76,8 +76,9 @@ class Transport(driver.Transport):
 
 def register(settings: Settings) -> None:
     """Make `slamon://host:port` URLs use this transport."""
-    global _settings
+    global _settings, fast_fetch
     _settings = settings
+    fast_fetch = bool(settings.fast_fetch)
     TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
 
 

@@ -1,16 +1,36 @@
 """The worker's web server (Faust's): /metrics, /healthz, /readyz, and the query API's /api/* views with the
-reader of this worker's order table it answers from (`monitor.query` knows neither Faust nor the table)."""
+reader of this worker's order table it answers from (`monitor.query` knows neither Faust nor the table).
+
+It serves only these: Faust's own views (`/` status, `/router/*` cluster topology, `/table/*` table contents,
+`/stats/`, `/assignment/`, `/graph/`, `/performance/`) come in blueprints the web driver mounts at start, and
+the driver of WEB_URL (`OwnViewsOnly`) mounts none, so every other path answers 404.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from faust.web.drivers import DRIVERS
+from faust.web.drivers import aiohttp as faust_aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..core.engine import Engine, OrderState, load_state
 from ..query import LocalState, QueryApi
 from .table import decode_header
+
+WEB_URL = "slamon-web://"  # the `web` setting of the worker's Faust app
+
+
+class OwnViewsOnly(faust_aiohttp.Web):
+    """Faust's aiohttp web server without any of Faust's built-in blueprints (whatever the web_*_enabled settings
+    say): only the pages the app adds itself are served."""
+
+    default_blueprints = production_blueprints = debug_blueprints = optional_blueprints = ()
+
+
+# registered the way Faust registers its own web drivers, under the scheme of WEB_URL
+DRIVERS.aliases.setdefault(WEB_URL.partition(":")[0], f"{__name__}:OwnViewsOnly")
 
 
 def local_state_reader(table: Mapping[bytes, bytes], engine: Engine, owned: Callable[[], set[int]],
