@@ -9,9 +9,12 @@ from typing import Any
 
 from ..catalogue import POLICIES, topic_names
 from ..core.durations import format_duration
+from ..core.policies import Limits, Policy
+from ..core.segments import matrix_keys, matrix_rows, matrix_size
+from ..core.thresholds import threshold_label
 from ..core.vocabulary import ORDER_NODE
 from ..settings import SettingsError
-from .common import load_or_report, settings_with_flags
+from .common import connections_refused, load_or_report, settings_with_flags
 
 
 def register(sub: Any) -> None:
@@ -22,7 +25,8 @@ def register(sub: Any) -> None:
         "check",
         help="validate a policy directory and print the effective limits",
         description="Validate a policy directory (exit 2 with file, field and problem on any error) and print the "
-        "effective commitment and tolerance per process, node and segment.",
+        "effective commitment, tolerance, calendar and early warnings per process, node and segment, the status "
+        "mapping, and which segment each combination of the values `match:` conditions name falls into.",
     )
     check.add_argument("directory", metavar="DIR")
     check.set_defaults(func=_check)
@@ -40,25 +44,56 @@ def register(sub: Any) -> None:
     apply.set_defaults(func=_apply)
 
 
+MATRIX_ROWS = 200  # the segment matrix printed per process, at most
+
+
 def _check(args: argparse.Namespace) -> int:
     policies = load_or_report(args.directory, "slamon policy check")
     if policies is None:
         return 2
-    head = f"{'process':<22} {'ver':>3} {'node':<26} {'segment':<14} {'commitment':>11} {'tolerance':>11} {'early':>9}  owner"
+    head = (f"{'process':<22} {'ver':>3} {'node':<26} {'segment':<14} {'commitment':>11} {'tolerance':>11} "
+            f"{'calendar':<16} {'owner':<16} early warnings")
     print(head)
     print("-" * len(head))
     for name, p in sorted(policies.policies.items()):
         rows = []
         if p.order is not None:
             rows.append((ORDER_NODE, "default", p.order))
+            rows += [(ORDER_NODE, seg, lim) for seg, lim in p.order_segments.items()]
         rows += [(n, "default", lim) for n, lim in p.nodes.items()]
-        rows += [(n, seg, lim) for seg, nodes in p.segments.items() for n, lim in nodes.items()]
+        rows += [(n, seg, nodes[n]) for seg, nodes in p.segments.items() for n in p.nodes if n in nodes]
         for node, seg, lim in rows:
-            early = format_duration(lim.approaching) if lim.approaching is not None else "-"
             print(f"{name:<22} {p.version:>3} {node:<26} {seg:<14} {format_duration(lim.commitment):>11} "
-                  f"{format_duration(lim.tolerance):>11} {early:>9}  {lim.owner or '-'}")
+                  f"{format_duration(lim.tolerance):>11} {lim.calendar_name or '24x7':<16} {lim.owner or '-':<16} "
+                  f"{_early(lim)}")
         print(f"{'':<22} calendar: {p.calendar_name or '24x7'}" + (f", target {p.target}" if p.target else ""))
+        if p.statuses is not None:
+            mapped = "; ".join(f"{status!r} {t.describe()}" for status, t in p.statuses.items())
+            print(f"{'':<22} statuses: {mapped or 'none mapped'}")
+        if p.matchers:
+            _matrix(p)
     return 0
+
+
+def _early(lim: Limits) -> str:
+    """The early warnings of a row: the instant of a single one, or `p%=instant` of each of a list."""
+    if lim.grades is not None:
+        return " ".join(f"{threshold_label(f)}%={format_duration(a)}" for f, a in lim.grades)
+    return format_duration(lim.approaching) if lim.approaching is not None else "-"
+
+
+def _matrix(p: Policy) -> None:
+    """Which segment each combination of the values the `match:` conditions list falls into (`*`: any other value,
+    or absent), first match in file order."""
+    keys = [key for key, _ in matrix_keys(p.matchers)]
+    widths = [max(len(k), *(len(v) for v in values), 1) for k, values in matrix_keys(p.matchers)]
+    total = matrix_size(p.matchers)
+    print(f"{'':<22} segments chosen by match (first match in file order; * = any other value or absent):")
+    print(f"{'':<24}" + "  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)) + "  -> segment")
+    for combo, segment in matrix_rows(p.matchers, p.segment_of, MATRIX_ROWS):
+        print(f"{'':<24}" + "  ".join(v.ljust(w) for v, w in zip(combo, widths, strict=True)) + f"  -> {segment}")
+    if total > MATRIX_ROWS:
+        print(f"{'':<24}... and {total - MATRIX_ROWS} more combinations")
 
 
 def _apply(args: argparse.Namespace) -> int:
@@ -73,6 +108,10 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"slamon policy apply: {exc}", file=sys.stderr)
         return 2
     topic = topic_names(settings.topic_prefix)[POLICIES]
+    refused = connections_refused(settings)
+    if refused:
+        print(f"slamon policy apply: nothing published: {refused}", file=sys.stderr)
+        return 1
     try:
         asyncio.run(asyncio.wait_for(publish_policies(settings, policies), 60))
     except SetupError as exc:

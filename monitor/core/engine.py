@@ -1,4 +1,4 @@
-"""The order state machine: node runs, pauses, crossings, outcomes.
+"""The order state machine: node runs, pauses, status changes, crossings, outcomes.
 
 `Engine.apply(state, event, sink)` applies one event to an order's state (first announcing the crossings due
 before the event), `Engine.advance(state, now, sink)` announces the crossings with `crossed_at < now`, and
@@ -6,7 +6,7 @@ before the event), `Engine.advance(state, now, sink)` announces the crossings wi
 changed in place and serialises to compact bytes with `dump_state` / `load_state` (crossings already
 announced are part of it, so they are never announced twice).
 
-Semantics are those of CONTRACTS.md section 1-2; all instants and durations are integer microseconds.
+Semantics are those of CONTRACTS.md sections 1, 2 and 12; all instants and durations are integer microseconds.
 """
 
 from __future__ import annotations
@@ -14,18 +14,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-
 from .calendars import ALWAYS_OPEN
+from .codec import dump_state, load_state
 from .events import Event
-from .policies import Limits, PolicySet
+from .policies import Policy, PolicySet
+from .runs import (
+    CLOSED_CANCELLED,
+    CLOSED_COMPLETED,
+    COMMIT,
+    OrderState,
+    Run,
+    announced_level,
+    level_of,
+    next_deadline,
+)
+from .statuses import END, PAUSE, StatusTarget, status_problem
 from .vocabulary import (
+    APPROACHING,
     CANCELLED,
     COMPLETED_BY_LEVEL,
     CROSSING_KINDS,
     DUPLICATE_EVENT,
-    IN_PROGRESS_BY_LEVEL,
-    IN_PROGRESS_NORMAL,
     INVALID_TRANSITION,
     NODE_CANCELLED,
     NODE_COMPLETED,
@@ -37,124 +46,20 @@ from .vocabulary import (
     ORDER_NODE,
     OUT_OF_ORDER,
     RESOLVED,
+    STATUS_CHANGED,
     UNKNOWN_NODE,
     UNKNOWN_PROCESS,
 )
 
-_APPROACH, _COMMIT, _TOLER, _DONE = 0, 1, 2, 3
-
-_OPEN, _ORDER_COMPLETED, _ORDER_CANCELLED = 0, 1, 2
-
-
-def level_of(elapsed: int, commitment: int, tolerance: int) -> int:
-    """0 normal (e <= C), 1 acceptable (C < e <= T), 2 warning (e > T)."""
-    if elapsed <= commitment:
-        return 0
-    return 1 if elapsed <= tolerance else 2
-
-
-class Run:
-    """One pass of an order through a node, with the limits and policy version it started under."""
-
-    __slots__ = (
-        "node", "number", "started_at", "segment", "attrs", "version", "commitment", "tolerance",
-        "approaching", "owner", "calendar_name", "calendar", "pauses", "paused_at", "announced", "due",
-    )
-
-    def __init__(self, node: str, number: int, started_at: int, segment: str, attrs: dict | None, version: int,
-                 limits: Limits, calendar_name: str | None, calendar: Any):
-        self.node = node
-        self.number = number
-        self.started_at = started_at
-        self.segment = segment
-        self.attrs = attrs
-        self.version = version
-        self.commitment = limits.commitment
-        self.tolerance = limits.tolerance
-        self.approaching = limits.approaching
-        self.owner = limits.owner
-        self.calendar_name = calendar_name
-        self.calendar = calendar
-        self.pauses: tuple[tuple[int, int], ...] = ()  # closed pauses (start, end), in order
-        self.paused_at: int | None = None
-        # how many crossing kinds were announced (so also the index of the next one in CROSSING_KINDS)
-        self.announced = _APPROACH if limits.approaching is not None else _COMMIT
-        self.due: int | None = None
-
-    def limit(self, kind_index: int) -> int:
-        return (self.approaching, self.commitment, self.tolerance)[kind_index]  # type: ignore[return-value]
-
-    def elapsed(self, t: int) -> int:
-        """Working time consumed from the start up to `t`, without paused spans."""
-        cal = self.calendar
-        total = 0
-        seg_start = self.started_at
-        for ps, pe in self.pauses:
-            if ps >= t:
-                return total + cal.working(seg_start, t)
-            total += cal.working(seg_start, ps)
-            if pe >= t:
-                return total
-            seg_start = pe
-        end = t if self.paused_at is None or self.paused_at > t else self.paused_at
-        return total + cal.working(seg_start, end)
-
-    def used_up(self, amount: int) -> int | None:
-        """The crossing instant of a limit: the latest instant at which elapsed == amount, given the pauses
-        known so far; None while paused with the limit not yet used up (the resume decides)."""
-        cal = self.calendar
-        remaining = amount
-        seg_start = self.started_at
-        for ps, pe in self.pauses:
-            w = cal.working(seg_start, ps)
-            if w > remaining:
-                return cal.used_up(seg_start, remaining)
-            remaining -= w
-            seg_start = pe
-        if self.paused_at is not None:
-            if cal.working(seg_start, self.paused_at) > remaining:
-                return cal.used_up(seg_start, remaining)
-            return None
-        return cal.used_up(seg_start, remaining)
-
-    def schedule(self) -> None:
-        """Recompute `due`, the instant of the next crossing not yet announced."""
-        self.due = self.used_up(self.limit(self.announced)) if self.announced < _DONE else None
-
-    def judge(self, now: int) -> str:
-        """In-progress state at `now`."""
-        return IN_PROGRESS_BY_LEVEL[level_of(self.elapsed(now), self.commitment, self.tolerance)]
-
-
-class OrderState:
-    """The state of one order: its open runs, run numbers, applied event ids, last event time."""
-
-    __slots__ = ("order_id", "process", "last_at", "event_ids", "closed", "counts", "runs")
-
-    def __init__(self, order_id: str, process: str):
-        self.order_id = order_id
-        self.process = process
-        self.last_at: int | None = None
-        self.event_ids = "\x00"  # applied event ids, each followed by NUL: compact and cheap to test
-        self.closed = _OPEN
-        self.counts: dict[str, int] = {}  # node -> runs started so far
-        self.runs: dict[str, Run] = {}  # node -> open run (including the order-level run)
-
-    def has_event(self, event_id: str) -> bool:
-        return f"\x00{event_id}\x00" in self.event_ids
-
-    @property
-    def is_closed(self) -> bool:
-        return self.closed != _OPEN
-
-    @property
-    def finished(self) -> bool:
-        """Closed with no open run left: nothing can change any more."""
-        return self.closed != _OPEN and not self.runs
+__all__ = ["Engine", "OrderState", "Rejection", "Run", "Sink", "announced_level", "dump_state", "level_of",
+           "load_state", "next_deadline"]
 
 
 class Sink(Protocol):
-    """Receives what the engine decides. The replay aggregates it; the live monitor turns it into messages."""
+    """Receives what the engine decides. The replay aggregates it; the live monitor turns it into messages.
+
+    `warning` is called for a crossing before the run counts it: `run.announced` is then the index of the crossing
+    being announced (which early warning, for a list `early_warning`)."""
 
     def run_started(self, state: OrderState, run: Run) -> None: ...
 
@@ -167,14 +72,6 @@ class Sink(Protocol):
 class Rejection:
     reason: str  # one of vocabulary.REASONS
     detail: str
-
-
-def _state_after_crossing(run: Run, kind_index: int) -> str:
-    """The run's state just after a limit is crossed (`in_progress_normal` for `approaching`)."""
-    if kind_index == _APPROACH:
-        return IN_PROGRESS_NORMAL
-    level = 2 if run.limit(kind_index) >= run.tolerance else 1
-    return IN_PROGRESS_BY_LEVEL[level]
 
 
 class Engine:
@@ -199,8 +96,8 @@ class Engine:
         for run in state.runs.values():
             while run.due is not None and run.due < now:
                 k = run.announced
-                limit = run.limit(k)
-                sink.warning(state, run, CROSSING_KINDS[k], _state_after_crossing(run, k), run.due, limit)
+                sink.warning(state, run, CROSSING_KINDS[k] if k > 0 else APPROACHING, run.state_after(k), run.due,
+                             run.limit(k))
                 run.announced = k + 1
                 run.schedule()
 
@@ -216,13 +113,19 @@ class Engine:
             return state, Rejection(UNKNOWN_PROCESS, f"no policy for process {ev.process!r}")
         node = ev.node
         etype = ev.type
-        if node is not None and (
-            node == ORDER_NODE or (node not in policy.nodes and (state is None or node not in state.runs))
-        ):
-            return state, Rejection(UNKNOWN_NODE, f"process {ev.process!r} has no node {node!r}")
+        status = None
+        if node is not None:
+            if node == ORDER_NODE or (node not in policy.nodes and (state is None or node not in state.runs)):
+                return state, Rejection(UNKNOWN_NODE, f"process {ev.process!r} has no node {node!r}")
+        elif etype == STATUS_CHANGED:
+            status = policy.statuses.get(ev.status) if policy.statuses is not None else None  # type: ignore[arg-type]
+            if status is None:
+                return state, Rejection(UNKNOWN_NODE, f"process {ev.process!r} maps no status {ev.status!r}"
+                                        if policy.statuses is not None else
+                                        f"process {ev.process!r} has no status mapping (statuses:)")
         if state is not None and state.last_at is not None and ev.at < state.last_at:
             return state, Rejection(OUT_OF_ORDER, "event is earlier than the order's last accepted event")
-        problem = self._transition_problem(state, ev)
+        problem = self._transition_problem(state, ev, status)
         if problem is not None:
             return state, Rejection(INVALID_TRANSITION, problem)
 
@@ -231,57 +134,37 @@ class Engine:
         at = ev.at
         self.advance(state, at, sink)
         if etype == NODE_STARTED:
-            first = not state.counts
-            number = state.counts.get(node, 0) + 1  # type: ignore[arg-type]
-            state.counts[node] = number  # type: ignore[index]
-            calendar = self.calendar(policy.calendar_name)
-            run = Run(node, number, at, ev.segment, ev.attrs, policy.version, policy.limits(node, ev.segment),  # type: ignore[arg-type]
-                      policy.calendar_name, calendar)
-            run.schedule()
-            state.runs[node] = run  # type: ignore[index]
-            sink.run_started(state, run)
-            if first and policy.order is not None:
-                order_run = Run(ORDER_NODE, 1, at, ev.segment, ev.attrs, policy.version, policy.order,
-                                policy.calendar_name, calendar)
-                order_run.schedule()
-                state.runs[ORDER_NODE] = order_run
-                state.counts[ORDER_NODE] = 1
-                sink.run_started(state, order_run)
+            self._start(state, policy, node, ev, sink)  # type: ignore[arg-type]
         elif etype == NODE_COMPLETED:
             self._end(state, state.runs[node], at, False, sink)  # type: ignore[index]
         elif etype == NODE_CANCELLED:
             self._end(state, state.runs[node], at, True, sink)  # type: ignore[index]
         elif etype == NODE_PAUSED:
-            run = state.runs[node]  # type: ignore[index]
-            run.paused_at = at
-            run.schedule()
+            state.runs[node].pause(at)  # type: ignore[index]
         elif etype == NODE_RESUMED:
-            run = state.runs[node]  # type: ignore[index]
-            run.pauses = (*run.pauses, (run.paused_at, at))  # type: ignore[assignment]
-            run.paused_at = None
-            run.schedule()
-        elif etype == ORDER_COMPLETED:
-            state.closed = _ORDER_COMPLETED
-            order_run = state.runs.get(ORDER_NODE)
-            if order_run is not None:
-                self._end(state, order_run, at, False, sink)
-        else:  # ORDER_CANCELLED
-            state.closed = _ORDER_CANCELLED
-            for run in list(state.runs.values()):
-                self._end(state, run, at, True, sink)
+            state.runs[node].resume(at)  # type: ignore[index]
+        elif status is not None:
+            self._status(state, policy, status, ev, sink)
+        else:
+            self._close(state, etype == ORDER_CANCELLED, at, sink)
         state.last_at = at
         state.event_ids += ev.event_id + "\x00"
         return state, None
 
     @staticmethod
-    def _transition_problem(state: OrderState | None, ev: Event) -> str | None:
+    def _transition_problem(state: OrderState | None, ev: Event, status: StatusTarget | None) -> str | None:
         etype = ev.type
         if state is not None:
             if state.closed:
-                word = "completed" if state.closed == _ORDER_COMPLETED else "cancelled"
+                word = "completed" if state.closed == CLOSED_COMPLETED else "cancelled"
                 return f"order {ev.order_id!r} is already {word}"
             if state.process != ev.process:
                 return f"order {ev.order_id!r} belongs to process {state.process!r}, not {ev.process!r}"
+        if status is not None:
+            if state is None:
+                return None if status.action != PAUSE else status_problem(status, None, None)
+            current = state.runs.get(state.status_node) if state.status_node is not None else None
+            return status_problem(status, current, None if status.action == END else state.runs.get(status.target))
         run = state.runs.get(ev.node) if state is not None and ev.node is not None else None  # type: ignore[arg-type]
         if etype == NODE_STARTED:
             return f"node {ev.node!r} already has an open run" if run is not None else None
@@ -295,67 +178,64 @@ class Engine:
             return f"node {ev.node!r} is not paused"
         return None
 
-    def _end(self, state: OrderState, run: Run, at: int, cancelled: bool, sink: Sink) -> None:
+    def _start(self, state: OrderState, policy: Policy, node: str, ev: Event, sink: Sink) -> None:
+        """Open a run of `node` (and the order-level run with the order's first run)."""
+        at = ev.at
+        segment = ev.segment
+        if policy.matchers:  # (a policy without `match:` pays nothing more)
+            segment = policy.segment_of(segment, ev.attrs)
+        first = not state.counts
+        number = state.counts.get(node, 0) + 1
+        state.counts[node] = number
+        lim = policy.limits(node, segment)
+        run = Run(node, number, at, segment, ev.attrs, policy.version, lim, lim.calendar_name,
+                  self.calendar(lim.calendar_name))
+        run.schedule()
+        state.runs[node] = run
+        sink.run_started(state, run)
+        if first and policy.order is not None:
+            lim = policy.order_limits(segment)  # type: ignore[assignment]
+            order_run = Run(ORDER_NODE, 1, at, segment, ev.attrs, policy.version, lim, lim.calendar_name,
+                            self.calendar(lim.calendar_name))
+            order_run.schedule()
+            state.runs[ORDER_NODE] = order_run
+            state.counts[ORDER_NODE] = 1
+            sink.run_started(state, order_run)
+
+    def _status(self, state: OrderState, policy: Policy, status: StatusTarget, ev: Event, sink: Sink) -> None:
+        """Apply a mapped status (already checked): start or resume its node's run, pause it, or end the order."""
+        if status.action == END:
+            self._close(state, status.target == ORDER_CANCELLED, ev.at, sink)
+            return
+        current = state.runs.get(state.status_node) if state.status_node is not None else None
+        if status.action == PAUSE:
+            if current.paused_at is None:  # type: ignore[union-attr]
+                current.pause(ev.at)  # type: ignore[union-attr]
+        elif current is not None and current.node == status.target:
+            if current.paused_at is not None:
+                current.resume(ev.at)
+        else:
+            if current is not None:
+                self._end(state, current, ev.at, False, sink)
+            self._start(state, policy, status.target, ev, sink)
+            state.status_node = status.target
+
+    def _close(self, state: OrderState, cancelled: bool, at: int, sink: Sink) -> None:
+        """`order_completed` / `order_cancelled`: every open run ends at `at` (a paused one where its pause began)."""
+        state.closed = CLOSED_CANCELLED if cancelled else CLOSED_COMPLETED
+        for run in list(state.runs.values()):
+            self._end(state, run, at, cancelled, sink)
+
+    @staticmethod
+    def _end(state: OrderState, run: Run, at: int, cancelled: bool, sink: Sink) -> None:
         del state.runs[run.node]
+        if run.node == state.status_node:
+            state.status_node = None
         elapsed = run.elapsed(at)
         if cancelled:
             final = CANCELLED
         else:
             final = COMPLETED_BY_LEVEL[level_of(elapsed, run.commitment, run.tolerance)]
         sink.outcome(state, run, final, at, elapsed)
-        if run.announced > _COMMIT:  # commitment_breached was announced
+        if run.announced > COMMIT:  # commitment_breached was announced
             sink.warning(state, run, RESOLVED, final, at, elapsed)
-
-
-def announced_level(announced: int) -> int:
-    """The level announced for an open run whose first `announced` crossing kinds were announced
-    (`Run.announced`): 0 normal, 1 acceptable, 2 warning."""
-    if announced <= _COMMIT:
-        return 0
-    return 1 if announced == _TOLER else 2
-
-
-def next_deadline(state: OrderState) -> int | None:
-    """The earliest instant at which a crossing of this order is due (None: nothing can cross now)."""
-    best = None
-    for run in state.runs.values():
-        if run.due is not None and (best is None or run.due < best):
-            best = run.due
-    return best
-
-
-# ---------------------------------------------------------------- compact serialisation
-
-_FORMAT = 1
-
-
-def dump_state(state: OrderState) -> bytes:
-    runs = [
-        [r.node, r.number, r.started_at, r.segment, r.attrs, r.version, r.commitment, r.tolerance, r.approaching,
-         r.owner, r.calendar_name, [x for p in r.pauses for x in p], r.paused_at, r.announced, r.due]
-        for r in state.runs.values()
-    ]
-    return orjson.dumps(
-        [_FORMAT, state.order_id, state.process, state.last_at, state.event_ids, state.closed, state.counts, runs]
-    )
-
-
-def load_state(data: bytes, engine: Engine) -> OrderState:
-    fmt, order_id, process, last_at, event_ids, closed, counts, runs = orjson.loads(data)
-    if fmt != _FORMAT:
-        raise ValueError(f"unknown order state format {fmt}")
-    state = OrderState(order_id, process)
-    state.last_at = last_at
-    state.event_ids = event_ids
-    state.closed = closed
-    state.counts = counts
-    for (node, number, started_at, segment, attrs, version, c, t, a, owner, cal_name, flat_pauses, paused_at,
-         announced, due) in runs:
-        run = Run(node, number, started_at, segment, attrs, version, Limits(c, t, a, owner), cal_name,
-                  engine.calendar(cal_name))
-        run.pauses = tuple(zip(flat_pauses[::2], flat_pauses[1::2], strict=True))
-        run.paused_at = paused_at
-        run.announced = announced
-        run.due = due
-        state.runs[node] = run
-    return state

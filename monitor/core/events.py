@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from .instants import InstantError, parse_instant
-from .vocabulary import DEFAULT_SEGMENT, EVENT_TYPES, NODE_TYPES
+from .vocabulary import DEFAULT_SEGMENT, EVENT_TYPES, NODE_TYPES, STATUS_CHANGED
 
 _TYPES = frozenset(EVENT_TYPES)
 
@@ -36,9 +36,10 @@ class Event:
     at: int
     segment: str = DEFAULT_SEGMENT
     attrs: dict[str, Any] | None = None
+    status: str | None = None  # the source's status, on `status_changed` only
 
     def __repr__(self) -> str:
-        return f"Event({self.type} {self.order_id}/{self.node} at={self.at} id={self.event_id})"
+        return f"Event({self.type} {self.order_id}/{self.node or self.status} at={self.at} id={self.event_id})"
 
 
 def _required_text(obj: dict[str, Any], key: str) -> str:
@@ -65,11 +66,13 @@ def event_from_object(obj: Any) -> Event:
             _required_text(obj, key)
     if etype not in _TYPES:
         raise Malformed(f"unknown type {etype!r}")
-    node = None
+    node = status = None
     if etype in NODE_TYPES:
         node = get("node")
         if type(node) is not str or not node:
             _required_text(obj, "node")
+    elif etype == STATUS_CHANGED:  # its `node`, if any, is ignored
+        status = _required_text(obj, "status")
     try:
         at = parse_instant(at_text)
     except InstantError as exc:
@@ -87,7 +90,7 @@ def event_from_object(obj: Any) -> Event:
             raise Malformed(f"field 'attrs' nests objects and arrays more than {MAX_ATTRS_DEPTH} levels deep")
     if "\x00" in event_id:
         raise Malformed("field 'event_id' contains a NUL character")
-    return Event(event_id, order_id, process, etype, node, at, segment, attrs or None)
+    return Event(event_id, order_id, process, etype, node, at, segment, attrs or None, status)
 
 
 def _deeper_than(value: dict[str, Any] | list[Any], limit: int) -> bool:

@@ -7,7 +7,9 @@ from typing import Any
 
 from .engine import OrderState, Run, level_of
 from .instants import US, format_instant
-from .vocabulary import CROSSING_KINDS, LEVELS
+from .runs import APPROACH
+from .thresholds import threshold_label
+from .vocabulary import APPROACHING, CROSSING_KINDS, LEVELS
 
 # The fields every warning and outcome carries about its run, in record order.
 RUN_FIELDS = ("order_id", "process", "node", "run", "segment", "owner", "policy_version", "attrs")
@@ -33,13 +35,21 @@ def _judged(rec: dict[str, Any], run: Run, run_state: str, instant_field: str, a
     return rec
 
 
-def warning_id(order_id: str, node: str, run: int, kind: str) -> str:
+def warning_id(order_id: str, node: str, run: int, kind: str, threshold: float | None = None) -> str:
+    """`{order_id}:{node}:{run}:{kind}`; for an early warning of a list `early_warning`, `...:approaching@{p}`."""
+    if threshold is not None:
+        return f"{order_id}:{node}:{run}:{kind}@{threshold_label(threshold)}"
     return f"{order_id}:{node}:{run}:{kind}"
 
 
 def warning_record(state: OrderState, run: Run, kind: str, run_state: str, at: int, elapsed: int) -> dict[str, Any]:
-    """A warning (without `detected_at`, which only the live monitor adds)."""
-    rec = {"warning_id": warning_id(state.order_id, run.node, run.number, kind), "kind": kind}
+    """A warning (without `detected_at`, which only the live monitor adds). Called before the run counts the
+    crossing (see `engine.Sink`): an early warning of a list is the one at index `run.announced`."""
+    threshold = run.grade(run.announced) if kind == APPROACHING and run.grades is not None else None
+    rec: dict[str, Any] = {"warning_id": warning_id(state.order_id, run.node, run.number, kind, threshold),
+                           "kind": kind}
+    if threshold is not None:
+        rec["threshold"] = threshold
     rec.update(run_fields(state, run))
     return _judged(rec, run, run_state, "crossed_at", at, elapsed)
 
@@ -49,9 +59,10 @@ def outcome_record(state: OrderState, run: Run, run_state: str, ended_at: int, e
 
 
 def announced_crossings(run: Run) -> list[str]:
-    """The crossing kinds announced for an open run, in order (`approaching` only when the policy has it)."""
-    first = 0 if run.approaching is not None else 1
-    return list(CROSSING_KINDS[first:run.announced])
+    """The crossing kinds announced for an open run, in order, each once (`approaching` when the policy has early
+    warnings and the first was announced)."""
+    early = [APPROACHING] if run.announced > run.first_crossing() and run.first_crossing() <= APPROACH else []
+    return early + list(CROSSING_KINDS[1:max(run.announced, 1)])
 
 
 def open_run_view(run: Run, now: int) -> dict[str, Any]:

@@ -39,8 +39,10 @@ NODE_PAUSED = "node_paused"
 NODE_RESUMED = "node_resumed"
 ORDER_COMPLETED = "order_completed"
 ORDER_CANCELLED = "order_cancelled"
+STATUS_CHANGED = "status_changed"  # a source's status, mapped to runs by the policy's `statuses:` (section 12)
 EVENT_TYPES = (
     NODE_STARTED, NODE_COMPLETED, NODE_CANCELLED, NODE_PAUSED, NODE_RESUMED, ORDER_COMPLETED, ORDER_CANCELLED,
+    STATUS_CHANGED,
 )
 NODE_TYPES = frozenset(t for t in EVENT_TYPES if t.startswith("node_"))
 

@@ -1,5 +1,6 @@
 """The demo's order generator: orders of two processes; about a quarter of node runs are slow, some are paused or
-cancelled, and a little bad input."""
+cancelled, and a little bad input. Most support tickets arrive as a ticket system sends them, as status changes
+(`status_changed`, mapped by the policy's `statuses:`), with a priority and a category that choose their segment."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ FLOWS = {
                                                                          "activation": 4}),
     "support_ticket": (["triage", "resolve", "confirm"], {"triage": 3, "resolve": 12, "confirm": 5}),
 }
+# the statuses of deploy/demo/policies/support_ticket.yaml that start each node's run, and its pause and ends
+STATUS_OF = {"triage": "New", "resolve": "In Progress", "confirm": "Pending Confirmation"}
+WAITING, RESOLVED, WITHDRAWN = "Awaiting Customer", "Resolved", "Withdrawn"
+STATUS_SHARE = 0.7  # of support tickets, sent as status changes
+
 
 class Generator:
     """Orders of two processes; about a quarter of node runs are slow, some are paused or cancelled."""
@@ -46,9 +52,15 @@ class Generator:
         nodes, typical = FLOWS[process]
         order = f"{process.split('_')[0][:4]}-{self.run_id}-{self.n:04d}"
         segment = "enterprise" if rng.random() < 0.2 else "default"
+        attrs: dict[str, Any] = {"region": rng.choice(["north", "south", "east", "west"])}
+        if process == "support_ticket":
+            attrs.update(priority=rng.choice(["P1", "P2", "P3", "P3"]),
+                         category=rng.choice(["outage", "security", "billing", "question"]))
+            if rng.random() < STATUS_SHARE:
+                await self.ticket(producer, order, process, nodes, typical, segment, attrs)
+                return
         for node in nodes:
-            await self.send(producer, order, process, "node_started", node, segment=segment,
-                            attrs={"region": rng.choice(["north", "south", "east", "west"])})
+            await self.send(producer, order, process, "node_started", node, segment=segment, attrs=attrs)
             slow = rng.random() < 0.25
             duration = typical[node] * (rng.uniform(1.1, 2.2) if slow else rng.uniform(0.2, 0.9))
             if rng.random() < 0.1:  # waiting for the customer: the clock stops
@@ -64,6 +76,32 @@ class Generator:
                 return
             await self.send(producer, order, process, "node_completed", node)
         await self.send(producer, order, process, "order_completed")
+
+    async def ticket(self, producer: Any, order: str, process: str, nodes: list[str], typical: dict[str, float],
+                     segment: str, attrs: dict[str, Any]) -> None:
+        """A ticket as a ticket system reports it: one status change per step; a new status completes the run of
+        the previous one; waiting for the customer pauses the resolution; `Resolved` closes every clock."""
+        rng = self.rng
+
+        async def status(name: str) -> None:
+            await self.send(producer, order, process, "status_changed", status=name, segment=segment, attrs=attrs)
+
+        for node in nodes:
+            await status(STATUS_OF[node])
+            slow = rng.random() < 0.25
+            duration = typical[node] * (rng.uniform(1.1, 2.2) if slow else rng.uniform(0.2, 0.9))
+            if node == "resolve" and rng.random() < 0.2:
+                await asyncio.sleep(duration / 2)
+                await status(WAITING)
+                await asyncio.sleep(rng.uniform(3, 8))
+                await status(STATUS_OF[node])  # back in progress: the paused run resumes
+                await asyncio.sleep(duration / 2)
+            else:
+                await asyncio.sleep(duration)
+            if rng.random() < 0.04:
+                await status(WITHDRAWN)
+                return
+        await status(RESOLVED)
 
     async def bad_input(self, producer: Any) -> None:
         kind = self.rng.choice(["not json", "unknown node", "no offset"])

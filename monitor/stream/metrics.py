@@ -25,6 +25,7 @@ from ..core.vocabulary import (
     ORDER_NODE,
     OUTCOME_STATES,
     REASONS,
+    STATUS_CHANGED,
 )
 
 RATIO_BUCKETS = (0.25, 0.5, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5)
@@ -137,9 +138,11 @@ class MonitorMetrics:
         """Create every label set the policies imply, at zero."""
         for name, p in policies.policies.items():
             for etype in EVENT_TYPES:
-                self.events.labels(name, etype)
+                if etype != STATUS_CHANGED or p.statuses is not None:  # status changes apply to a status mapping
+                    self.events.labels(name, etype)
             nodes = list(p.nodes) + ([ORDER_NODE] if p.order is not None else [])
-            segments = [DEFAULT_SEGMENT, *p.segments]
+            segments = [DEFAULT_SEGMENT, *p.segments]  # segments chosen by `match:` too
+            # every early warning of a list is kind `approaching` (its threshold is in the warning, not a label)
             kinds = CROSSING_KINDS if p.early_warning is not None else CROSSING_KINDS[1:]
             for node in nodes:
                 self.duration.labels(name, node)

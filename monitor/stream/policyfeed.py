@@ -27,7 +27,7 @@ def policy_messages(policies: PolicySet, now: int) -> list[tuple[bytes, bytes]]:
     published_at = format_instant(now - now % US)
     out = []
     for name, p in sorted(policies.policies.items()):
-        calendars = {p.calendar_name: policies.calendar_documents[p.calendar_name]} if p.calendar_name else {}
+        calendars = {cal: policies.calendar_documents[cal] for cal in p.calendar_names}  # at every level
         value = {"process": name, "version": p.version, "source": p.source, "document": p.document,
                  "calendars": calendars, "published_at": published_at}
         out.append((name.encode(), orjson.dumps(value, default=str)))

@@ -231,15 +231,13 @@ def scenario(tag: str, t0: datetime, rng: random.Random) -> list[dict]:
     return sorted(events, key=lambda e: e["at"])
 
 
-def test_live_equals_replay(shared, tmp_path):
-    w, topics, pol = shared
-    tag = f"lr{uuid.uuid4().hex[:6]}"
-    events = scenario(tag, now() + seconds(1), random.Random(5))
+def play(topics, events: list[dict]) -> None:
+    """Produce each event when it happens (at its `at`)."""
     import asyncio
 
-    from aiokafka import AIOKafkaProducer  # produce each event when it happens
+    from aiokafka import AIOKafkaProducer
 
-    async def play():
+    async def go():
         p = AIOKafkaProducer(bootstrap_servers=topics.bootstrap, acks="all")
         await p.start()
         try:
@@ -251,16 +249,28 @@ def test_live_equals_replay(shared, tmp_path):
         finally:
             await p.stop()
 
-    asyncio.run(play())
-    last = max(datetime.fromisoformat(e["at"]) for e in events)
-    judge_at = last + seconds(9)  # after every open run has crossed its last limit
+    asyncio.run(go())
+
+
+def replay_when_due(events: list[dict], policies, judge_at: datetime, tmp_path) -> dict:
+    """Once the live worker has had two ticks past `judge_at`: `slamon replay --json` of the events, judged then."""
     wait_for(lambda: now() > judge_at + seconds(2 * TICK + 1), 30, "the last crossings")
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(e) for e in events))
-    r = subprocess.run([sys.executable, "-m", "monitor.cli", "replay", "--policies", str(pol), "--events", str(path),
-                        "--now", utc(judge_at), "--json"], cwd=ROOT, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "monitor.cli", "replay", "--policies", str(policies), "--events",
+                        str(path), "--now", utc(judge_at), "--json"], cwd=ROOT, capture_output=True)
     assert r.returncode == 0, r.stderr
-    expected = orjson.loads(r.stdout)
+    return orjson.loads(r.stdout)
+
+
+def test_live_equals_replay(shared, tmp_path):
+    w, topics, pol = shared
+    tag = f"lr{uuid.uuid4().hex[:6]}"
+    events = scenario(tag, now() + seconds(1), random.Random(5))
+    play(topics, events)
+    last = max(datetime.fromisoformat(e["at"]) for e in events)
+    judge_at = last + seconds(9)  # after every open run has crossed its last limit
+    expected = replay_when_due(events, pol, judge_at, tmp_path)
     live = warnings_of(topics, tag)
     key = lambda x: (x["warning_id"], x["crossed_at"], x["state"], x["elapsed_s"], x["policy_version"])  # noqa: E731
     assert sorted(map(key, live)) == sorted(map(key, expected["warnings"]))
@@ -275,3 +285,114 @@ def test_live_equals_replay(shared, tmp_path):
         assert len(done) == row["duration_s"]["count"]
         if done:
             assert (done[0], done[-1]) == (row["duration_s"]["min"], row["duration_s"]["max"])
+
+
+# ---------------------------------------------------------------- live equals replay: section 12 and the new rule
+
+RICH = """process: r
+version: 1
+early_warning: [0.25, 0.5, 0.75]
+order: {commitment: 6s, tolerance: 9s}
+nodes:
+  a: {commitment: 2s, tolerance: 4s, calendar: day-a}
+  b: {commitment: 3s, tolerance: 5s}
+  c: {commitment: 2s, tolerance: 2s}
+segments:
+  hot:
+    match: {attrs.tier: "1"}
+    calendar: day-seg
+    a: {commitment: 1s, tolerance: 3s}
+    b: {calendar: day-segnode}
+  frozen:
+    match: {segment: [ice]}
+    calendar: elsewhen
+statuses:
+  Open: a
+  Work: b
+  Hold: {pause: b}
+  Check: c
+  Done: {end: completed}
+  Drop: {end: cancelled}
+"""
+
+
+def rich_calendars(today: datetime) -> str:
+    """Calendars open all day (each in its own zone), and `elsewhen`, closed on today's weekday (UTC)."""
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    all_day = "{" + ", ".join(f'{d}: ["00:00-24:00"]' for d in days) + "}"
+    other_days = "{" + ", ".join(f'{d}: ["00:00-24:00"]' for i, d in enumerate(days) if i != today.weekday()) + "}"
+    zones = {"day-a": "Europe/Paris", "day-seg": "Asia/Tokyo", "day-segnode": "America/Chicago"}
+    return "calendars:\n" + "".join(f"  {name}:\n    timezone: {zone}\n    hours: {all_day}\n"
+                                    for name, zone in zones.items()) + \
+        f"  elsewhen:\n    timezone: UTC\n    hours: {other_days}\n"
+
+
+def rich_scenario(tag: str, t0: datetime) -> list[dict]:
+    """Orders of process r, timed by hand so that no event lies within 0.3 s of a crossing of its order's open
+    runs (every threshold, breach and the order-level run's): graded warnings, segments by match, calendars at
+    every level, statuses (start, complete, pause, resume, end, invalid ones) mixed with node events, and
+    order_completed with an open run."""
+    def e(order, etype, s, node=None, **extra):
+        return event(f"{tag}-{order}", etype, t0 + seconds(s), node=node, process="r",
+                     eid=f"{tag}-{order}-{s}-{etype}", **extra)
+
+    def status(order, name, s, **extra):
+        return e(order, "status_changed", s, status=name, **extra)
+
+    hot = {"tier": 1}
+    return sorted([
+        # 1: segment hot by match (calendars day-seg; b: day-segnode); completed with b open (2.0 of 3s used)
+        e(1, "node_started", 0.0, "a", attrs=hot), e(1, "node_completed", 2.0, "a"),
+        e(1, "node_started", 2.0, "b", attrs=hot), e(1, "order_completed", 3.9),
+        # 2: statuses only: a -> b, paused and resumed (the same run), -> c, Done while c breached
+        status(2, "Open", 0.5), status(2, "Work", 2.9), status(2, "Hold", 4.0), status(2, "Work", 5.5),
+        status(2, "Check", 8.0), status(2, "Done", 10.4),
+        # 3: segment frozen (calendar closed today): nothing crosses; a pause without a status run is invalid
+        e(3, "node_started", 1.0, "a", segment="ice"), status(3, "Hold", 1.5),
+        # 4: a status for b, opened by node_started, is invalid; then a status run of a beside it; cancelled
+        e(4, "node_started", 0.2, "b"), status(4, "Work", 1.3), status(4, "Open", 2.1), e(4, "order_cancelled", 5.6),
+        # 5: a `node` on status_changed is ignored; an unmapped status is unknown_node; left open
+        status(5, "Check", 0.3, node="zzz"), status(5, "Nope", 1.0),
+        # 6: process p has no statuses: unknown_node
+        {**status(6, "Open", 0.4), "process": "p"},
+    ], key=lambda x: x["at"])
+
+
+def test_live_equals_replay_with_thresholds_segments_calendars_and_statuses(shared, stack, tmp_path):
+    w, topics, pol = shared
+    tag = f"lx{uuid.uuid4().hex[:6]}"
+    start = now() + seconds(3)
+    rich = write_policies(tmp_path / "rich", POLICY)
+    (rich / "r.yaml").write_text(RICH)
+    (rich / "calendars.yaml").write_text(rich_calendars(start))
+    apply_policies(stack, topics.prefix, rich)
+    wait_for(lambda: "r" in orjson.loads(w.get("/readyz")[1]).get("policy_versions", {}), 20, "policy r")
+    events = rich_scenario(tag, max(start, now() + seconds(1)))
+    play(topics, events)
+    judge_at = max(datetime.fromisoformat(e["at"]) for e in events) + seconds(2)  # order 5's run crossed all by then
+    expected = replay_when_due(events, rich, judge_at, tmp_path)
+    live = warnings_of(topics, tag)
+    key = lambda x: (x["warning_id"], x["crossed_at"], x["state"], x["elapsed_s"], x.get("threshold"),  # noqa: E731
+                     x["segment"], x["commitment_s"])
+    assert sorted(map(key, live)) == sorted(map(key, expected["warnings"]))
+    ids = {x["warning_id"] for x in live}
+    assert {f"{tag}-1:b:1:approaching@25", f"{tag}-1:b:1:approaching@50", f"{tag}-2:b:1:resolved",
+            f"{tag}-2:c:1:resolved", f"{tag}-5:__order__:1:tolerance_breached"} <= ids
+    assert not any(i.startswith(f"{tag}-3:") for i in ids)  # the frozen segment's calendar is closed today
+    assert {x["segment"] for x in live if x["order_id"] == f"{tag}-1"} == {"hot"}
+    outcomes = {(x["order_id"], x["node"], x["run"]): (x["state"], x["elapsed_s"])
+                for x in topics.records("sla.outcomes") if x["order_id"].startswith(tag)}
+    assert outcomes[(f"{tag}-1", "b", 1)] == ("completed_normal", 1.9)  # completed with its order
+    assert outcomes[(f"{tag}-2", "b", 1)] == ("completed_acceptable", 3.6)  # one run, paused and resumed
+    tally = Counter((node, state) for (_, node, _), (state, _) in outcomes.items())
+    for row in expected["summary"]:
+        for state in ("completed_normal", "completed_acceptable", "completed_warning", "cancelled"):
+            assert tally[(row["node"], state)] == row[state], (row["node"], state)
+    letters = [(orjson.loads(x["raw"])["order_id"], x["reason"]) for x in topics.records("sla.deadletter")
+               if tag in x["raw"]]
+    assert Counter(reason for _, reason in letters) == Counter(
+        {k: v for k, v in expected["invalid"].items() if v}) == Counter(
+        {"invalid_transition": 2, "unknown_node": 2})
+    assert w.metric("sla_crossings_total", {"process": "r", "node": "a", "segment": "hot", "kind": "approaching"}) >= 3
+    assert w.metric("sla_events_total", {"process": "r", "type": "status_changed"}) >= 8
+    apply_policies(stack, topics.prefix, pol)

@@ -62,12 +62,14 @@ EVENTS = [
      "at": "2026-11-22T08:00:00Z"},
     {"event_id": "e7", "order_id": "o2", "process": "broadband_install", "type": "order_cancelled",
      "at": "2026-02-28T00:00:00.1-12:00", "attrs": {}},
+    {"event_id": "e8", "order_id": "t1", "process": "support_ticket", "type": "status_changed",
+     "status": "Awaiting Customer", "at": "2026-11-21T08:00:00Z", "attrs": {"priority": "P1"}},
 ]
 
 
-def test_samples_cover_all_seven_event_types():
+def test_samples_cover_all_eight_event_types():
     assert {e["type"] for e in EVENTS} == set(load_schema("workflow-event")["properties"]["type"]["enum"])
-    assert len({e["type"] for e in EVENTS}) == 7
+    assert len({e["type"] for e in EVENTS}) == 8
 
 
 @pytest.mark.parametrize("event", EVENTS, ids=[e["type"] for e in EVENTS])
@@ -114,7 +116,15 @@ BAD_EVENTS = {
     "non-string segment": {**EVENTS[0], "segment": None},
     "non-string order_id": {**EVENTS[0], "order_id": 42},
     "not an object": [EVENTS[0]],
+    "status_changed without status": _without(EVENTS[7], "status"),
+    "status_changed with empty status": {**EVENTS[7], "status": ""},
+    "status_changed with non-string status": {**EVENTS[7], "status": 3},
 }
+
+
+def test_status_is_only_read_on_status_changed_and_node_is_ignored_there():
+    assert is_valid("workflow-event", {**EVENTS[0], "status": 3})  # an extra property elsewhere, as before
+    assert is_valid("workflow-event", {**EVENTS[7], "node": "triage"})
 
 
 @pytest.mark.parametrize("event", BAD_EVENTS.values(), ids=BAD_EVENTS.keys())
@@ -148,6 +158,10 @@ GOOD_WARNINGS = {
                            "state": "cancelled"},
     "order-level run, colon in order id": {**WARNING, "order_id": "A:17", "node": "__order__", "run": 2,
                                            "warning_id": "A:17:__order__:2:commitment_breached"},
+    "graded approaching": {**WARNING, "kind": "approaching", "warning_id": "o1:site_survey:1:approaching@87.5",
+                           "threshold": 0.875, "state": "in_progress_normal", "elapsed_s": 12600},
+    "graded approaching, whole percent": {**WARNING, "kind": "approaching", "threshold": 0.5,
+                                          "warning_id": "o1:site_survey:1:approaching@50", "state": "in_progress_normal"},
 }
 
 
@@ -176,6 +190,15 @@ BAD_WARNINGS = {
     "breach with ended state": {**WARNING, "state": "completed_warning"},
     "resolved while in progress": {**WARNING, "kind": "resolved", "state": "in_progress_warning"},
     "malformed warning_id": {**WARNING, "warning_id": "o1-site_survey-1"},
+    "threshold on a breach": {**WARNING, "threshold": 0.5},
+    "graded id without threshold": {**WARNING, "kind": "approaching", "state": "in_progress_normal",
+                                    "warning_id": "o1:site_survey:1:approaching@50"},
+    "threshold without graded id": {**WARNING, "kind": "approaching", "state": "in_progress_normal", "threshold": 0.5,
+                                    "warning_id": "o1:site_survey:1:approaching"},
+    "threshold 1": {**WARNING, "kind": "approaching", "state": "in_progress_normal", "threshold": 1,
+                    "warning_id": "o1:site_survey:1:approaching@100"},
+    "label with trailing zero": {**WARNING, "kind": "approaching", "state": "in_progress_normal", "threshold": 0.5,
+                                 "warning_id": "o1:site_survey:1:approaching@50.0"},
 }
 
 

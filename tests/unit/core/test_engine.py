@@ -167,15 +167,33 @@ def test_order_level_run_and_order_cancellation():
     assert state.finished
 
 
-def test_order_completed_ends_the_order_run_only():
+def test_order_completed_completes_every_open_run_at_its_time():
+    # CONTRACTS section 2 (changed rule): closing the order stops every clock, each judged on its elapsed then
     doc = {**BASIC, "order": {"commitment": "2h", "tolerance": "3h"}}
     engine, state, rec, rej = run_events(policies(doc), [
         ev("node_started", "2026-11-21T08:00:00Z"), ev("node_started", "2026-11-21T08:00:00Z", node="m"),
         ev("node_completed", "2026-11-21T08:20:00Z"), ev("order_completed", "2026-11-21T09:00:00Z", node=None)])
     assert rej == []
-    assert [(o["node"], o["state"]) for o in rec.outcomes] == [("n", "completed_normal"),
-                                                                ("__order__", "completed_normal")]
-    assert list(state.runs) == ["m"] and state.is_closed and not state.finished
+    # m (30m / 30m) ran 1h: completed_warning; its breach is resolved at the order's completion
+    assert [(o["node"], o["state"], o["ended_at"], o["elapsed_s"]) for o in rec.outcomes] == [
+        ("n", "completed_normal", "2026-11-21T08:20:00Z", 1200.0),
+        ("__order__", "completed_normal", "2026-11-21T09:00:00Z", 3600.0),
+        ("m", "completed_warning", "2026-11-21T09:00:00Z", 3600.0)]
+    assert rec.kinds()[-1] == ("resolved", "2026-11-21T09:00:00Z") and rec.warnings[-1]["node"] == "m"
+    assert state.runs == {} and state.is_closed and state.finished
+    engine.advance(state, T("2026-11-22T00:00:00Z"), rec)
+    assert rec.kinds()[-1] == ("resolved", "2026-11-21T09:00:00Z")  # nothing crosses after the order closed
+
+
+def test_order_completed_with_a_paused_open_run_ends_it_where_its_pause_began():
+    _, state, rec, rej = run_events(policies(BASIC), [
+        ev("node_started", "2026-11-21T08:00:00Z"),
+        ev("node_paused", "2026-11-21T08:50:00Z"),
+        ev("order_completed", "2026-11-21T12:00:00Z", node=None)], now="2026-11-22T00:00:00Z")
+    assert rej == [] and rec.warnings == []  # 50m of 1h used: paused runs do not age, even while the order closes
+    assert [(o["node"], o["state"], o["ended_at"], o["elapsed_s"]) for o in rec.outcomes] == [
+        ("n", "completed_normal", "2026-11-21T12:00:00Z", 3000.0)]
+    assert state.finished
 
 
 def test_segment_overrides_field_by_field_and_unknown_segment_uses_defaults():

@@ -94,16 +94,24 @@ def order_events(draw):
                     del open_runs[node]
             n += 1
             events.append(Event(f"e{n}", f"o{o}", "p", etype, node, t))
-        if draw(st.booleans()):
-            n += 1
-            events.append(Event(f"e{n}", f"o{o}", "p", draw(st.sampled_from(["order_completed", "order_cancelled"])),
-                                None, t + draw(st.integers(0, 300)) * 60 * US))
+        n = order_end(draw, events, n, o, t)
     return sorted(events, key=lambda e: e.at)
 
 
-def drive(events, ticks, end):
-    engine, rec = Engine(policies(POLICY, calendars=CAL)), Recorder()
-    states = {}
+def order_end(draw, events, n, o, t):
+    """Maybe an order_completed or order_cancelled after `t`; returns the events' count."""
+    if draw(st.booleans()):
+        n += 1
+        events.append(Event(f"e{n}", f"o{o}", "p", draw(st.sampled_from(["order_completed", "order_cancelled"])),
+                            None, t + draw(st.integers(0, 300)) * 60 * US))
+    return n
+
+
+def drive(events, ticks, end, doc=POLICY, calendars=CAL):
+    """Apply the events with ticks in between (at most at each event's time), then advance to `end`: the warnings
+    and outcomes, the rejection reasons (None: applied) and the states."""
+    engine, rec = Engine(policies(doc, calendars=calendars)), Recorder()
+    states, rejected = {}, []
     ticks = sorted(ticks)
     for e in events:
         while ticks and ticks[0] <= e.at:  # ticks before the event, at most at its time
@@ -111,20 +119,22 @@ def drive(events, ticks, end):
             for s in states.values():
                 engine.advance(s, now, rec)
         s, rej = engine.apply(states.get(e.order_id), e, rec)
-        assert rej is None, rej
-        states[e.order_id] = s
+        rejected.append(rej.reason if rej else None)
+        if s is not None:
+            states[e.order_id] = s
     for now in [*ticks, end]:
         for s in states.values():
             engine.advance(s, now, rec)
-    return rec
+    return rec, rejected, states
 
 
 @settings(max_examples=150, deadline=None)
 @given(order_events(), st.lists(instants, max_size=25))
 def test_any_tick_pattern_gives_the_warnings_of_one_final_advance(events, ticks):
     end = BASE + SPAN + 86400 * US
-    reference = drive(events, [], end)
-    ticked = drive(events, ticks, end)
+    reference, rejected, _ = drive(events, [], end)
+    assert set(rejected) == {None}
+    ticked, _, _ = drive(events, ticks, end)
     assert sorted(map(str, ticked.warnings)) == sorted(map(str, reference.warnings))
     assert ticked.outcomes == reference.outcomes
     ids = [w["warning_id"] for w in ticked.warnings]
@@ -150,3 +160,65 @@ def test_advance_is_idempotent_and_monotone(events, t1, t2):
         engine.advance(s, t2, rec)
     assert len(rec.warnings) >= first  # monotone: later clocks only add
     assert all(parse_instant(w["crossed_at"]) < t2 for w in rec.warnings[base:])
+
+
+# ---------------------------------------------------------------- the same with every feature of section 12
+
+RICH = {"process": "p", "early_warning": [0.25, 0.5, 0.875], "calendar": "cal",
+        "order": {"commitment": "3h", "tolerance": "5h"},
+        "nodes": {"a": {"commitment": "20m", "tolerance": "50m", "calendar": "late"},
+                  "b": {"commitment": "1h", "tolerance": "1h"}, "c": {"commitment": "40m", "tolerance": "1h"}},
+        "segments": {"hot": {"match": {"attrs.k": ["1", "2"]}, "calendar": "late",
+                             "b": {"commitment": "30m", "calendar": "cal"}},
+                     "gold": {"a": {"commitment": "10m"}}},
+        "statuses": {"Open": "a", "Work": "c", "Wait": {"pause": "c"}, "Done": {"end": "completed"},
+                     "Drop": {"end": "cancelled"}}}
+RICH_CAL = {"calendars": {**CAL["calendars"], "late": {"timezone": "Asia/Shanghai", "hours": {
+    d: ["10:00-23:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sun")}}}}
+
+
+@st.composite
+def rich_order(draw, o: int):
+    """One order mixing node events, status changes (some invalid on purpose) and maybe an order end."""
+    t = BASE + draw(st.integers(0, 3 * 86400)) * US
+    attrs = draw(st.sampled_from([None, {"k": 1}, {"k": "2"}, {"k": None}]))
+    segment = draw(st.sampled_from(["default", "gold", "hot"]))
+    steps = draw(st.lists(st.tuples(st.integers(0, 120), st.sampled_from(
+        ["Open", "Work", "Wait", "Work", "Done", "Drop", "Nope", "node_started", "node_completed", "node_paused",
+         "node_resumed", "node_cancelled"]), st.sampled_from("abc")), min_size=1, max_size=14))
+    events = []
+    for i, (minutes, what, node) in enumerate(steps):
+        t += minutes * 60 * US
+        if what.startswith("node_"):
+            events.append(Event(f"e{o}-{i}", f"o{o}", "p", what, node, t, segment, attrs))
+        else:
+            events.append(Event(f"e{o}-{i}", f"o{o}", "p", "status_changed", None, t, segment, attrs, what))
+    order_end(draw, events, len(steps), o, t)
+    return events
+
+
+@st.composite
+def rich_events(draw):
+    orders = [draw(rich_order(o)) for o in range(draw(st.integers(1, 3)))]
+    return sorted((e for events in orders for e in events), key=lambda e: e.at)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rich_events(), st.lists(instants, max_size=25))
+def test_with_thresholds_segments_calendars_and_statuses_any_tick_pattern_gives_the_same(events, ticks):
+    end = BASE + SPAN + 86400 * US
+    reference, rejected, states = drive(events, [], end, RICH, RICH_CAL)
+    ticked, rejected2, _ = drive(events, ticks, end, RICH, RICH_CAL)
+    assert rejected == rejected2
+    assert sorted(map(str, ticked.warnings)) == sorted(map(str, reference.warnings))
+    assert ticked.outcomes == reference.outcomes
+    ids = [w["warning_id"] for w in ticked.warnings]
+    assert len(ids) == len(set(ids))
+    for w in ticked.warnings:  # every early warning falls at its fraction of the commitment, at most a microsecond off
+        if w["kind"] == "approaching":
+            assert abs(w["elapsed_s"] - w["threshold"] * w["commitment_s"]) <= 1e-6
+            assert w["warning_id"].endswith({0.25: "@25", 0.5: "@50", 0.875: "@87.5"}[w["threshold"]])
+    for s in states.values():  # at most one current status run, and it is open
+        assert s.status_node is None or s.status_node in s.runs
+        if s.is_closed:
+            assert s.runs == {}  # order_completed and order_cancelled both stop every clock

@@ -140,3 +140,51 @@ def test_the_warning_id_must_be_that_of_its_fields(emitted):
 @pytest.mark.parametrize("field,value", [("state", "in_progress_warning"), ("ended_at", "soon"), ("run", 0)])
 def test_an_outcome_value_outside_the_contract(emitted, field, value):
     assert reason(check_outcome, {**emitted[1][0], field: value}) == "bad_value"
+
+
+# ---------------------------------------------------------------- graded early warnings (CONTRACTS section 12)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory) -> list[dict]:
+    """The approaching warnings the engine emits under `early_warning: [0.29, 0.5, 0.875]`."""
+    d = tmp_path_factory.mktemp("graded")
+    (d / "p.yaml").write_text(POLICY.replace("early_warning: 0.5", "early_warning: [0.29, 0.5, 0.875]"))
+    engine, sink = Engine(load_policy_dir(d)[0]), Capture()
+    state, _ = engine.apply(None, decode_event(orjson.dumps({"event_id": "e1", "order_id": "o:1", "process": "p",
+                                                             "type": "node_started", "node": "n",
+                                                             "at": format_instant(T0)})), sink)
+    engine.advance(state, T0 + 10 * US, sink)
+    return [w for _, _, w in sink.warnings if w["kind"] == "approaching"]
+
+
+def test_graded_early_warnings_the_monitor_emits_pass(graded):
+    assert [(w["warning_id"], w["threshold"]) for w in graded if w["node"] == "n"] == [
+        ("o:1:n:1:approaching@29", 0.29), ("o:1:n:1:approaching@50", 0.5), ("o:1:n:1:approaching@87.5", 0.875)]
+    from jsonschema import Draft202012Validator
+
+    from monitor.catalogue import load_schema
+
+    schema = Draft202012Validator(load_schema("sla.warnings"))
+    for w in graded:
+        assert check_warning(w) is w
+        schema.validate({**w, "detected_at": w["crossed_at"]})  # the topic's schema says the same
+
+
+@pytest.mark.parametrize("change,why", [
+    ({"threshold": "0.5"}, "wrong_type"), ({"threshold": True}, "wrong_type"), ({"threshold": [0.5]}, "wrong_type"),
+    ({"threshold": 1.5, "warning_id": "o:1:n:1:approaching@150"}, "bad_value"),
+    ({"threshold": 0.5}, "bad_value"),  # the id says 29
+    ({"threshold": None}, "bad_value"),  # a graded id needs its threshold
+    ({"kind": "commitment_breached", "state": "in_progress_acceptable"}, "bad_value"),  # only approaching has one
+    ({"warning_id": "o:1:n:1:approaching@29.0"}, "bad_value"),
+])
+def test_a_graded_warning_outside_the_contract(graded, change, why):
+    first = next(w for w in graded if w["node"] == "n")
+    assert reason(check_warning, {**first, **change}) == why
+
+
+def test_approaching_warnings_are_not_alerts():
+    from monitor.oncall.alerts import ALERTNAMES
+
+    assert "approaching" not in ALERTNAMES  # the notifier sends breaches only, graded early warnings included

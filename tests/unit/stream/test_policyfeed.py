@@ -48,3 +48,29 @@ def test_a_tombstone_removes_a_process_and_an_unknown_one_changes_nothing():
 def test_a_key_that_is_not_utf8_does_not_stop_the_feed():
     book = PolicyBook()
     assert book.apply(b"\xff", value(GOOD)) in (True, False)
+
+
+def test_a_published_policy_carries_every_calendar_it_names_and_reads_back_the_same():
+    # calendars per node, per segment and per segment-and-node (CONTRACTS section 12) reach every worker
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    from monitor.catalogue import load_schema
+    from monitor.core.policies import load_policy_dir
+    from monitor.stream.policyfeed import policy_messages
+
+    demo, _ = load_policy_dir(Path(__file__).resolve().parents[3] / "deploy" / "demo" / "policies")
+    messages = dict(policy_messages(demo, 1_795_248_000_000_000))
+    published = {key: orjson.loads(v) for key, v in messages.items()}
+    assert set(published[b"broadband_install"]["calendars"]) == {"field-crews", "enterprise-desk", "network-noc"}
+    assert set(published[b"support_ticket"]["calendars"]) == {"network-noc"}
+    for doc in published.values():
+        Draft202012Validator(load_schema("sla.policies")).validate(doc)
+    book = PolicyBook()
+    for key, raw in messages.items():
+        assert book.apply(key, raw)
+    for name, policy in demo.policies.items():
+        again = book.policies.get(name)
+        assert (again.nodes, again.segments, again.order_segments, again.matchers, again.statuses) == (
+            policy.nodes, policy.segments, policy.order_segments, policy.matchers, policy.statuses)

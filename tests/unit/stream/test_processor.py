@@ -174,11 +174,13 @@ def test_rebuild_restores_heaps_and_gauges_and_revoke_forgets_them():
     assert h2.warnings() == [("commitment_breached", "2026-11-21T08:00:03Z")]
 
 
-def test_order_completed_leaves_node_runs_open_and_closes_the_order():
+def test_order_completed_completes_the_open_node_runs_and_closes_the_order():
     h = Harness()
     h.event("node_started", 0)
     h.event("order_completed", 1)
-    assert h.gauge("normal") == 1  # order_completed leaves node runs open (CONTRACTS section 3)
+    assert h.gauge("normal") == 0  # order_completed completes every open run (CONTRACTS section 2)
+    assert [(v["node"], v["state"], v["ended_at"]) for t, _, v in h.out if t == "outcomes"] == [
+        ("n", "completed_normal", "2026-11-21T08:00:01Z")]
     h.event("node_completed", 2)  # rejected: the order is closed
     assert [v["reason"] for t, _, v in h.out if t == "deadletter"] == ["invalid_transition"]
 
@@ -308,3 +310,69 @@ def test_an_unreadable_tick_is_skipped_and_counted(raw):
     assert h.metrics.registry.get_sample_value(
         "slamon_skipped_records_total", {"component": "worker", "topic": "sla.ticks", "reason": "unreadable_tick"}) == 1
     assert h.tick(4) == T0 + 4 * S and h.warnings()  # the next good tick works
+
+
+# ---------------------------------------------------------------- section 12 on the live path
+
+RICH = {"process": "p", "early_warning": [0.25, 0.5],
+        "nodes": {"n": {"commitment": "4s", "tolerance": "8s"}, "m": {"commitment": "4s", "tolerance": "8s"}},
+        "segments": {"gold": {"match": {"attrs.tier": "1"}, "n": {"commitment": "2s"}}},
+        "statuses": {"Open": "n", "Work": "m", "Hold": {"pause": "m"}, "Done": {"end": "completed"}}}
+
+
+def rich_harness():
+    h = Harness()
+    h.engine.set_policies(policies(RICH))
+    h.metrics.prime(h.engine.policies)
+    return h
+
+
+def sample(h, name, labels):
+    return h.metrics.registry.get_sample_value(name, labels)
+
+
+def test_graded_warnings_status_runs_and_matched_segments_on_the_live_path():
+    h = rich_harness()
+    h.event("status_changed", 0, status="Open", attrs={"tier": 1})  # segment gold by match: n's commitment 2s
+    assert h.gauge("normal", "gold") == 1
+    h.tick(1.5)
+    ids = [v["warning_id"] for t, _, v in h.out if t == "warnings"]
+    assert ids == ["o1:n:1:approaching@25", "o1:n:1:approaching@50"]  # at 0.5s and 1s
+    assert [v["threshold"] for t, _, v in h.out if t == "warnings"] == [0.25, 0.5]
+    # every early warning counts under kind approaching; the level (and the gauge) does not move for them
+    assert sample(h, "sla_crossings_total", {"process": "p", "node": "n", "segment": "gold", "kind": "approaching"}) == 2
+    assert h.gauge("normal", "gold") == 1
+    h.event("status_changed", 3, status="Work")  # completes n (3s of 2s: acceptable), starts m
+    assert [(v["node"], v["state"], v["segment"]) for t, _, v in h.out if t == "outcomes"] == [
+        ("n", "completed_acceptable", "gold")]
+    m_normal = {"process": "p", "node": "m", "segment": "default", "level": "normal"}  # m: no tier on this event
+    assert (h.gauge("acceptable", "gold"), sample(h, "sla_runs_in_progress", m_normal)) == (0, 1)
+    h.event("status_changed", 4, status="Hold")  # paused with 1s used: exactly 25 %, so not crossed
+    h.tick(60)
+    assert [v["warning_id"] for t, _, v in h.out if t == "warnings"][-1] == "o1:n:1:resolved"
+    h.event("status_changed", 61, status="Work")  # resumes m: 25 % is passed right after
+    h.event("status_changed", 62, status="Done")  # 2s used in all (50 %, not passed): completed_normal
+    assert [(v["warning_id"], v["crossed_at"]) for t, _, v in h.out if t == "warnings"][-1] == (
+        "o1:m:1:approaching@25", "2026-11-21T08:01:01Z")
+    assert [(v["node"], v["state"], v["elapsed_s"]) for t, _, v in h.out if t == "outcomes"][-1] == (
+        "m", "completed_normal", 2.0)
+    assert sample(h, "sla_events_total", {"process": "p", "type": "status_changed"}) == 5
+    assert sample(h, "sla_runs_in_progress", m_normal) == 0 and h.gauge("normal", "gold") == 0
+
+
+def test_status_events_that_cannot_be_applied_are_dead_lettered_with_their_reason():
+    h = rich_harness()
+    h.event("status_changed", 0, status="Hold")  # no current status run
+    h.event("status_changed", 1, status="Closed")  # not mapped
+    h.event("status_changed", 2, order="o2", raw=orjson.dumps({"event_id": "z", "order_id": "o2", "process": "p",
+                                                               "type": "status_changed", "at": format_instant(T0)}))
+    assert [v["reason"] for t, _, v in h.out if t == "deadletter"] == ["invalid_transition", "unknown_node",
+                                                                       "malformed"]
+
+
+def test_policies_prime_status_changed_only_for_processes_with_statuses():
+    h = rich_harness()
+    assert sample(h, "sla_events_total", {"process": "p", "type": "status_changed"}) == 0
+    plain = Harness()
+    assert sample(plain, "sla_events_total", {"process": "p", "type": "status_changed"}) is None
+    assert sample(plain, "sla_events_total", {"process": "p", "type": "node_started"}) == 0
