@@ -12,6 +12,8 @@ HERE = Path(__file__).resolve().parent
 def main() -> int:
     print("== replay: 1,000,000 events over 100,000 orders", flush=True)
     rc = subprocess.call([sys.executable, str(HERE / "replay_bench.py")])
+    print("\n== report, backtest, recommend and import xes against the replay, same file", flush=True)
+    rc |= subprocess.call([sys.executable, str(HERE / "report_bench.py")])
     print("\n== live: one worker on the local broker", flush=True)
     rc |= subprocess.call([sys.executable, str(HERE / "live_bench.py"), "--events", "40000", "--rate", "500",
                            "--seconds", "20"])

@@ -21,6 +21,10 @@ COMMANDS: dict[str, str] = {
     "notifier": "monitor.commands.notifier",
     "stack": "monitor.localstack.cli",
     "rules": "monitor.commands.rules",
+    "report": "monitor.commands.report",
+    "backtest": "monitor.commands.backtest",
+    "recommend": "monitor.commands.recommend",
+    "import": "monitor.commands.importer",
 }
 
 

@@ -8,12 +8,12 @@ import gzip
 import io
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
 
 from .core.events import Event, Malformed, decode_event, event_from_object
 from .core.policies import PolicySet
-from .core.replay import Item, Unsorted, replay
+from .core.replay import Item, ReplaySink, Unsorted, replay
 
 # The CSV columns every event needs (CONTRACTS.md section 2); `node` and `status` are needed by some types only.
 REQUIRED_COLUMNS = ("event_id", "order_id", "process", "type", "at")
@@ -129,24 +129,33 @@ def _csv_events(path: str, buffered: Iterable[bytes], progress: Progress | None,
         raise _damaged(path, line, exc) from None
 
 
-def replay_file(policies: PolicySet, path: str, now: int | None = None,
-                progress: Progress | None = None) -> dict[str, Any]:
+def replay_file(policies: PolicySet, path: str, now: int | None = None, progress: Progress | None = None,
+                sink_factory: Callable[[], ReplaySink] = ReplaySink) -> dict[str, Any]:
     """Replay an event log file (see `core.replay.replay`), in one pass when its events are in time order."""
+    try:
+        return replay_source(policies, lambda: read_events(path, progress), now, sink_factory)
+    finally:
+        if progress is not None:
+            progress.done()
+
+
+def replay_source(policies: PolicySet, items: Callable[[], Iterable[Item]], now: int | None = None,
+                  sink_factory: Callable[[], ReplaySink] = ReplaySink) -> dict[str, Any]:
+    """Replay the items of `items()` (a new iterator each call): in one pass when they are in time order,
+    otherwise sorted in memory (stable), the malformed ones first."""
     # A replay builds millions of small objects and no reference cycles: the cyclic collector would rescan the
     # growing heap again and again for nothing (a fifth of the run time on a million events).
     collecting = gc.isenabled()
     gc.disable()
     try:
         try:
-            return replay(policies, lambda: read_events(path, progress), now, require_sorted=True)
+            return replay(policies, items, now, require_sorted=True, sink_factory=sink_factory)
         except Unsorted:
-            items = list(read_events(path, progress))
-            events = sorted((i for i in items if type(i) is Event), key=lambda e: e.at)  # stable
-            malformed = [i for i in items if type(i) is not Event]
+            listed = list(items())
+            events = sorted((i for i in listed if type(i) is Event), key=lambda e: e.at)  # stable
+            malformed = [i for i in listed if type(i) is not Event]
             ordered = [*malformed, *events]
-            return replay(policies, lambda: ordered, now)
+            return replay(policies, lambda: ordered, now, sink_factory=sink_factory)
     finally:
         if collecting:
             gc.enable()
-        if progress is not None:
-            progress.done()

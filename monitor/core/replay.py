@@ -47,9 +47,10 @@ class ReplaySink:
 
 
 def replay(policies: PolicySet, items: Callable[[], Iterable[Item]], now: int | None = None,
-           require_sorted: bool = False) -> dict[str, Any]:
+           require_sorted: bool = False, sink_factory: Callable[[], ReplaySink] = ReplaySink) -> dict[str, Any]:
     """Apply the events of `items()` (in the order given; must be time order) and judge at `now` (default: the
-    latest `at`).
+    latest `at`). Each pass reports to a new `sink_factory()` (reports, backtests and recommendations keep their
+    own tallies in a ReplaySink of their own; the result is built from the last pass's sink).
 
     An event the engine fails on (an exception: the monitor's fault) counts as `internal_error` and its order stays
     as it was before it: the pass stops there and starts again from the top with that event left out (the engine is
@@ -57,15 +58,14 @@ def replay(policies: PolicySet, items: Callable[[], Iterable[Item]], now: int | 
     failed: set[int] = set()
     while True:
         try:
-            return _pass(policies, items(), now, require_sorted, failed)
+            return _pass(policies, items(), now, require_sorted, failed, sink_factory())
         except _Failed as exc:
             failed.add(exc.index)
 
 
 def _pass(policies: PolicySet, items: Iterable[Item], now: int | None, require_sorted: bool,
-          failed: set[int]) -> dict[str, Any]:
+          failed: set[int], sink: ReplaySink) -> dict[str, Any]:
     engine = Engine(policies)
-    sink = ReplaySink()
     states: dict[str, OrderState] = {}
     invalid = dict.fromkeys(REASONS, 0)
     applied: set[str] = set()  # event ids applied so far: a repeated one is a duplicate, whatever its order

@@ -37,6 +37,12 @@ class NodeTally:
         self.counts = dict.fromkeys(STATES, 0)
         self.durations = array("q")  # working microseconds of completed runs
 
+    def add(self, state: str, elapsed_us: int | None = None) -> None:
+        """One run in `state`; a completed run's working time (when given) joins the duration statistics."""
+        self.counts[state] += 1
+        if elapsed_us is not None and state.startswith("completed_"):
+            self.durations.append(elapsed_us)
+
     def row(self, process: str, node: str) -> dict[str, Any]:
         c = self.counts
         total = sum(c.values())
@@ -78,10 +84,7 @@ class Summary:
         return t
 
     def add(self, process: str, node: str, state: str, elapsed_us: int | None = None) -> None:
-        t = self._tally(process, node)
-        t.counts[state] += 1
-        if elapsed_us is not None and state.startswith("completed_"):
-            t.durations.append(elapsed_us)
+        self._tally(process, node).add(state, elapsed_us)
 
     def rows(self) -> list[dict[str, Any]]:
         return [t.row(p, n) for (p, n), t in sorted(self.tallies.items())]
