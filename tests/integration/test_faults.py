@@ -21,19 +21,41 @@ pytestmark = pytest.mark.integration
 OUTAGE_S = float(os.environ.get("SLAMON_OUTAGE_SECONDS", "60"))
 
 
+class Applied:
+    """A live worker (RocksDB) whose events are all in the log and applied; their runs cross their limits in the
+    next seconds, during the fault the test then makes."""
+
+    def __init__(self, stack, tmp_path, seed: int):
+        prefix = f"f{uuid.uuid4().hex[:8]}."
+        self.pol = write_policies(tmp_path / "policies", POLICY)
+        self.tmp_path = tmp_path
+        self.w = Worker(worker_env(stack, prefix, free_port(), tmp_path / "data", SLAMON_POLICIES=str(self.pol),
+                                   SLAMON_STORE="rocksdb://", SLAMON_TICK_INTERVAL=str(TICK)), tmp_path / "w.log").start()
+        self.w.wait_ready()
+        self.topics = Topics(stack.kafka_bootstrap, prefix)
+        self.tag = f"ev{uuid.uuid4().hex[:5]}"
+        self.events = stream_of_orders(self.tag, now() + seconds(3), 30, 0.2, random.Random(seed))
+        self.topics.produce_fast(self.events)
+        wait_for(lambda: self.w.metric("sla_events_total") >= len(self.events), 30, "the events to be applied")
+
+    def every_warning_arrives(self, what: str) -> None:
+        last = max(datetime.fromisoformat(e["at"]) for e in self.events)
+        judge_at = last + seconds(7)
+        expected = {x["warning_id"] for x in replay_warnings(self.pol, self.events, judge_at, self.tmp_path)["warnings"]}
+        wait_for(lambda: now() > judge_at, 30, "the last crossings")
+
+        def arrived():
+            got = {x["warning_id"] for x in self.topics.records("sla.warnings") if x["order_id"].startswith(self.tag)}
+            return got if got >= expected else None
+
+        got = wait_for(arrived, 90, f"every warning {what}")
+        assert got == expected, f"false: {sorted(got - expected)[:5]}"
+
+
 def test_the_broker_paused_for_a_minute_delays_warnings_and_loses_none(stack, tmp_path):
-    prefix = f"o{uuid.uuid4().hex[:8]}."
-    pol = write_policies(tmp_path / "policies", POLICY)
-    w = Worker(worker_env(stack, prefix, free_port(), tmp_path / "data", SLAMON_POLICIES=str(pol),
-                          SLAMON_STORE="rocksdb://", SLAMON_TICK_INTERVAL=str(TICK)), tmp_path / "w.log").start()
+    run = Applied(stack, tmp_path, seed=4)
+    w = run.w
     try:
-        w.wait_ready()
-        topics = Topics(stack.kafka_bootstrap, prefix)
-        tag = f"out{uuid.uuid4().hex[:5]}"
-        # every event is in the log before the outage; their runs cross their limits during it
-        events = stream_of_orders(tag, now() + seconds(3), 30, 0.2, random.Random(4))
-        topics.produce_fast(events)
-        wait_for(lambda: w.metric("sla_events_total") >= len(events), 30, "the events to be applied")
         os.kill(stack.kafka_pid, signal.SIGSTOP)
         try:
             wait_for(lambda: w.get("/readyz")[0] == 503, 30, "the worker to report not ready")
@@ -42,17 +64,7 @@ def test_the_broker_paused_for_a_minute_delays_warnings_and_loses_none(stack, tm
         finally:
             os.kill(stack.kafka_pid, signal.SIGCONT)
         wait_for(lambda: w.get("/readyz")[0] == 200, 120, "the worker to be ready again")
-        last = max(datetime.fromisoformat(e["at"]) for e in events)
-        judge_at = last + seconds(7)
-        expected = {x["warning_id"] for x in replay_warnings(pol, events, judge_at, tmp_path)["warnings"]}
-        assert now() > judge_at  # every crossing was due during the outage or before
-
-        def arrived():
-            got = {x["warning_id"] for x in topics.records("sla.warnings") if x["order_id"].startswith(tag)}
-            return got if got >= expected else None
-
-        got = wait_for(arrived, 60, "every warning after the outage")
-        assert got == expected, f"false: {sorted(got - expected)[:5]}"
+        run.every_warning_arrives("after the outage")
         assert w.proc.poll() is None
     finally:
         w.stop()
@@ -104,17 +116,9 @@ def test_the_broker_killed_and_restarted_loses_no_warning(stack, tmp_path):
     """Runs last in this file: the broker gets a new pid (the `stack` object's kafka_pid is stale afterwards)."""
     from monitor.localstack import read_state, up
 
-    prefix = f"x{uuid.uuid4().hex[:8]}."
-    pol = write_policies(tmp_path / "policies", POLICY)
-    w = Worker(worker_env(stack, prefix, free_port(), tmp_path / "data", SLAMON_POLICIES=str(pol),
-                          SLAMON_STORE="rocksdb://", SLAMON_TICK_INTERVAL=str(TICK)), tmp_path / "w.log").start()
+    run = Applied(stack, tmp_path, seed=8)
+    w = run.w
     try:
-        w.wait_ready()
-        topics = Topics(stack.kafka_bootstrap, prefix)
-        tag = f"kil{uuid.uuid4().hex[:5]}"
-        events = stream_of_orders(tag, now() + seconds(3), 30, 0.2, random.Random(8))
-        topics.produce_fast(events)
-        wait_for(lambda: w.metric("sla_events_total") >= len(events), 30, "the events to be applied")
         os.kill(read_state(stack.state_dir)["kafka"]["pid"], signal.SIGKILL)
         wait_for(lambda: w.get("/readyz")[0] == 503, 30, "the worker to report not ready")
         time.sleep(10)
@@ -122,16 +126,6 @@ def test_the_broker_killed_and_restarted_loses_no_warning(stack, tmp_path):
         assert info.kafka_bootstrap == stack.kafka_bootstrap and "kafka" in info.started
         wait_for(lambda: w.get("/readyz")[0] == 200, 180, "the worker to be ready again")
         assert w.proc.poll() is None
-        last = max(datetime.fromisoformat(e["at"]) for e in events)
-        judge_at = last + seconds(7)
-        expected = {x["warning_id"] for x in replay_warnings(pol, events, judge_at, tmp_path)["warnings"]}
-        wait_for(lambda: now() > judge_at, 30, "the last crossings")
-
-        def arrived():
-            got = {x["warning_id"] for x in topics.records("sla.warnings") if x["order_id"].startswith(tag)}
-            return got if got >= expected else None
-
-        got = wait_for(arrived, 90, "every warning after the broker came back")
-        assert got == expected, f"false: {sorted(got - expected)[:5]}"
+        run.every_warning_arrives("after the broker came back")
     finally:
         w.stop()
