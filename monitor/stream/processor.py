@@ -281,14 +281,14 @@ class Processor:
                              offset, key, raw)
             return
         value = self._read(batch, tkey)
-        state = None
-        if value:
-            p0, last_offset, _, body = decode_header(value)
-            if p0 == batch.partition and offset <= last_offset:
-                return  # redelivered after a crash or rebalance: its effect is already in the table
-            state = load_state(body, self.engine)
         sink = self._sink(batch.partition)
         try:
+            state = None
+            if value:
+                p0, last_offset, _, body = decode_header(value)
+                if p0 == batch.partition and offset <= last_offset:
+                    return  # redelivered after a crash or rebalance: its effect is already in the table
+                state = load_state(body, self.engine)  # (a value it cannot read is an internal error too)
             new, rejection = self.engine.apply(state, ev, sink)
             if rejection is None:
                 new_value, deadline = self._value(batch.partition, offset, new)  # type: ignore[arg-type]
@@ -345,7 +345,11 @@ class Processor:
             value = self._read(batch, key)
             if not value:
                 continue
-            p0, offset_applied, stored, body = decode_header(value)
+            try:
+                p0, offset_applied, stored, body = decode_header(value)
+            except Exception:  # noqa: BLE001 - a value it cannot read: logged, left alone, the others go on
+                log.exception("an order's table value cannot be read", extra={"partition": partition})
+                continue
             if p0 != partition or stored is None or stored > deadline:
                 continue  # stale entry: the order moved on and has its own entry
             try:

@@ -376,3 +376,19 @@ def test_policies_prime_status_changed_only_for_processes_with_statuses():
     plain = Harness()
     assert sample(plain, "sla_events_total", {"process": "p", "type": "status_changed"}) is None
     assert sample(plain, "sla_events_total", {"process": "p", "type": "node_started"}) == 0
+
+
+def test_a_table_value_it_cannot_read_is_an_internal_error_for_the_event_not_a_crash():
+    # e.g. a state written by a newer worker (format 2) read by an older one: no crash loop on redelivery
+    h = Harness()
+    h.event("node_started", 0, order="o1")
+    h.table[b"o1"] = b"0 0 -1|[99, \"o1\"]"
+    h.event("node_completed", 1, order="o1")
+    [rec] = [v for t, _, v in h.out if t == "deadletter"]
+    assert rec["reason"] == "internal_error"
+    assert h.table[b"o1"] == b"0 0 -1|[99, \"o1\"]"  # left as it was
+    h.event("node_started", 0, order="o2")  # other orders go on
+    assert b"o2" in h.table
+    h.table[b"o3"] = b"garbage without a header"
+    h.proc.deadlines.push(0, T0, b"o3")
+    h.tick(5)  # an unreadable value met by a tick is skipped, the tick goes on
