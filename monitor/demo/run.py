@@ -91,13 +91,20 @@ class StopSignals:
         return signal.Signals(self.signum).name if self.signum else ""
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGTERM when the demo dies, even by SIGKILL (Linux only)."""
+def _child_setup() -> Callable[[], None]:
+    """A preexec_fn: unblock the stop signals (blocked in the demo around a spawn) and make the child get SIGTERM
+    when the demo dies, even by SIGKILL (Linux only)."""
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before the fork
     except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        prctl = None
+
+    def setup() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if prctl is not None:
+            prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+
+    return setup
 
 
 class Demo:
@@ -134,12 +141,18 @@ class Demo:
         return info
 
     def spawn(self, name: str, args: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
-        with (self.sdir / f"demo-{name}.log").open("ab") as log:
-            p = subprocess.Popen(args, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent())
-        self.children[name] = p
-        self.record["children"][name] = {"pid": p.pid, "start_time": start_time(p.pid), "port": port}
-        self._write_record()
+        # A stop signal must not land between the child's start and its registration (the child would be left
+        # behind): the stop signals wait, blocked, until the child is recorded; the child unblocks them.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            with (self.sdir / f"demo-{name}.log").open("ab") as log:
+                p = subprocess.Popen(args, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_child_setup())
+            self.children[name] = p
+            self.record["children"][name] = {"pid": p.pid, "start_time": start_time(p.pid), "port": port}
+            self._write_record()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return p
 
     def _write_record(self) -> None:
