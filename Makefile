@@ -5,15 +5,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install venv debs kafka-jars test unit integration lint stack-up stack-down demo bench chaos rules dashboards-png clean
+.PHONY: install venv debs kafka-jars helm helm-crds lock test unit integration lint stack-up stack-down demo bench chaos rules dashboards-png clean
 
-install: venv debs kafka-jars
+install: venv debs kafka-jars helm helm-crds
 
-$(STAMP): pyproject.toml
+# the exact versions (and hashes) of requirements-test.lock, then the package itself (editable, nothing resolved)
+$(STAMP): pyproject.toml requirements.lock requirements-test.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-test.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -24,10 +26,31 @@ debs:
 kafka-jars: venv
 	$(PY) -m monitor.localstack fetch
 
+# helm (built from the Go module helm.sh/helm/v3 with the machine's Go) and the Prometheus Operator CRDs, for
+# tests/deploy/test_helm.py; cached under ~/.cache/slamon/ (a few minutes the first time, then a no-op)
+helm:
+	bash deploy/local/install-helm.sh helm
+
+helm-crds:
+	bash deploy/local/install-helm.sh crds
+
+# The lock files, generated from pyproject.toml with uv (its own venv under .cache/): requirements.lock (the
+# runtime dependencies, used by the Dockerfile) and requirements-test.lock (plus the test extra, used by
+# `make install`; constrained to the runtime lock's versions). Pins that still fit are kept; `make lock
+# LOCK_ARGS=--upgrade` takes the newest versions. Commit both files.
+UV_VERSION := 0.13.9
+UV := .cache/lock-tools/bin/uv
+LOCK_OPTS := --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
+lock:
+	@$(UV) --version 2>/dev/null | grep -q ' $(UV_VERSION)' || { rm -rf .cache/lock-tools && $(PYTHON) -m venv .cache/lock-tools \
+		&& .cache/lock-tools/bin/pip install --quiet 'uv==$(UV_VERSION)'; }
+	$(UV) pip compile pyproject.toml $(LOCK_OPTS) $(LOCK_ARGS) -o requirements.lock
+	$(UV) pip compile pyproject.toml --extra test $(LOCK_OPTS) $(LOCK_ARGS) -c requirements.lock -o requirements-test.lock
+
 test: install
 	$(PY) -m pytest -q
 
-unit: venv
+unit: venv helm helm-crds
 	$(PY) -m pytest -q tests/unit tests/deploy
 
 integration: install

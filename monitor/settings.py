@@ -45,11 +45,14 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("SLAMON_TOPIC_PREFIX", "", "prefix of every topic name (tests, several tenants on one cluster)"),
     ("SLAMON_STANDBY_REPLICAS", "0", "standby copies of the order table on other workers (fast fail-over)"),
     ("SLAMON_SESSION_TIMEOUT", "10", "seconds before the group gives a silent (crashed) worker's partitions away"),
+    ("SLAMON_GROUP_INSTANCE_ID", "", "static group membership id (Kafka KIP-345), unique per worker and stable "
+     "across its restarts, e.g. the pod name: a worker back within SLAMON_SESSION_TIMEOUT keeps its partitions; "
+     "empty: dynamic membership"),
     ("SLAMON_CLOSED_RETENTION", "86400", "seconds a finished order is kept, to reject late and repeated events"),
     ("SLAMON_MAX_STATE_BYTES", "524288", "largest order state kept; an event that would grow it further is rejected "
      "as malformed (keep it below the broker's message.max.bytes)"),
-    ("SLAMON_FAST_FETCH", "1", "1: hand fetched messages to the agent without Faust's task per message (faster); "
-     "0: Faust's own loop"),
+    ("SLAMON_FAST_FETCH", "1", "1: hand each fetch's messages to the batch processor at once and commit batches "
+     "while the next ones are processed (faster); 0: Faust's own loop and the agent's stream"),
     ("SLAMON_ALERTMANAGER_URL", "", "Alertmanager base URL, e.g. http://127.0.0.1:9093 (empty: no alerts)"),
     ("SLAMON_API_TOKEN", "", "bearer token of the query API (empty: the API is off; secret: SLAMON_API_TOKEN_FILE)"),
     ("SLAMON_LOG_LEVEL", "info", "log level: debug, info, warning, error"),
@@ -92,6 +95,7 @@ class Settings:
     topic_prefix: str
     standby_replicas: int
     session_timeout: float
+    group_instance_id: str
     closed_retention: float
     max_state_bytes: int
     fast_fetch: int

@@ -38,6 +38,7 @@ from . import transport
 from .fatal import fatal
 from .metrics import MonitorMetrics
 from .offsets import Offsets
+from .pipeline import CommitPipeline
 from .policyfeed import PolicyFeed
 from .processor import DEADLETTER as DEADLETTER_OUT
 from .processor import OUTCOMES as OUTCOMES_OUT
@@ -60,6 +61,8 @@ PRODUCER_BUFFER_MESSAGES = 10_000  # see recovery.raise_producer_buffer
 OUTPUTS = {WARNINGS_OUT: WARNINGS, OUTCOMES_OUT: OUTCOMES, DEADLETTER_OUT: DEADLETTER}
 BATCH_MAX = 2000  # messages per batch at most
 BATCH_WITHIN = 0.05  # seconds a batch waits for more messages
+PIPELINE_DEPTH = 2  # batches of a partition in flight at most (fast fetch: processed while earlier ones commit)
+OFFSETS_EVERY_S = 5.0  # fast fetch: a partition whose batches change nothing commits its offsets this often
 
 
 class WorkerApp:
@@ -88,6 +91,7 @@ class WorkerApp:
             broker_commit_interval=1.0,
             stream_recovery_delay=0.0,
             broker_session_timeout=settings.session_timeout,
+            consumer_group_instance_id=settings.group_instance_id or None,
             broker_heartbeat_interval=max(settings.session_timeout / 10, 0.5),
             producer_linger=0.05,
             producer_max_batch_size=262144,
@@ -100,6 +104,9 @@ class WorkerApp:
             logging_config=logging_config(settings.log_level),
             key_serializer="raw",
             value_serializer="raw",
+            # Faust would otherwise let unprefixed variables (WEB_PORT, BROKER_URL, DATADIR, ...) override the
+            # values above; a Kubernetes service link or a PaaS sets such names. SLAMON_* variables only.
+            env={},
         )
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         self.source = app.topic(self.events_topic, self.ticks_topic, **raw)
@@ -116,6 +123,9 @@ class WorkerApp:
                                    int(settings.closed_retention * US), self.events_topic, self.ticks_topic,
                                    settings.max_state_bytes)
         self.writers = Writers(settings)
+        self.pipeline = CommitPipeline(lambda batch: self._commit(batch, always=True), self.processor.inflight,
+                                       PIPELINE_DEPTH)
+        self._last_commit: dict[int, float] = {}
         self.policy_feed = PolicyFeed(settings, names[POLICIES], self._policies_changed)
         self.offsets = Offsets(settings, f"{settings.app_id}-ticks")
         self.changelog_topic = self.table.changelog_topic.get_topic_name()
@@ -126,6 +136,9 @@ class WorkerApp:
         self.api = QueryApi(settings, partitions, self.owned, lambda: self.recovered, now_us,
                             local_state_reader(self.table, self.engine, self.owned, lambda: self.recovered))
         self._wire()
+        if transport.fast_fetch:  # fastfetch.py hands the agent's topics' fetched messages to this, not the agent
+            self.app.slamon_batches = self._on_fetched
+            self.app.slamon_batch_topics = frozenset({self.events_topic, self.ticks_topic})
 
     # -------------------------------------------------------------- plumbing
 
@@ -184,11 +197,10 @@ class WorkerApp:
         self.broker_reachable = reachable
         self.metrics.broker_up.set(1 if reachable else 0)
 
-    def _process(self, events: Iterable[Any]) -> set[int]:
+    def _process(self, messages: Iterable[Any]) -> set[int]:
         """Hand a batch's messages to the processor, in order; returns the partitions they came from."""
         processor, ticks, touched = self.processor, self.ticks_topic, set()
-        for event in events:
-            m = event.message
+        for m in messages:
             if m.topic == ticks:
                 processor.on_tick(m.partition, m.value, committed_offset(self.app, self.events_topic, m.partition),
                                   m.offset)
@@ -197,12 +209,31 @@ class WorkerApp:
             touched.add(m.partition)
         return touched
 
-    async def _commit(self, batch: Batch) -> None:
+    async def _on_fetched(self, messages: list[Any]) -> None:
+        """Fast fetch: the messages of one fetch, in order. Processed at once; each partition's batch is committed
+        in the pipeline, behind the partition's earlier batches, while the next fetch is processed. A batch that
+        changed nothing is committed (offsets only) when the partition committed nothing for OFFSETS_EVERY_S:
+        Faust does not see these messages, so it commits no offsets for them."""
+        await self.policy_feed.ready.wait()
+        owned = self.writers.by_partition
+        if any(m.partition not in owned for m in messages):  # not assigned (any more): its owner reads them
+            messages = [m for m in messages if m.partition in owned]
+        touched = contextvars.Context().run(self._process, messages)
+        now = time.monotonic()
+        for p in sorted(touched):
+            batch = self.processor.take(p)
+            if batch is None:
+                continue
+            if batch.outputs or batch.changes or now - self._last_commit.get(p, 0.0) >= OFFSETS_EVERY_S:
+                self._last_commit[p] = now
+                await self.pipeline.submit(batch)
+
+    async def _commit(self, batch: Batch, always: bool = False) -> None:
         """Commit one partition's batch (outputs, table values, consumed offsets) in one transaction, then write
-        the table values to the local store. A batch that changed nothing needs no transaction: its offsets are
-        committed with Faust's own commits, which never run ahead of the batches (events are acknowledged after
-        their batch)."""
-        if not batch.outputs and not batch.changes:
+        the table values to the local store. In the agent's path (no fast fetch), a batch that changed nothing
+        needs no transaction: its offsets are committed with Faust's own commits, which never run ahead of the
+        batches (events are acknowledged after their batch)."""
+        if not batch.outputs and not batch.changes and not always:
             return
         from aiokafka import TopicPartition
 
@@ -238,7 +269,7 @@ class WorkerApp:
                 try:
                     # outside Faust's event context: the table's store then finds every key by key, whatever
                     # partition the batch's last message came from
-                    touched = contextvars.Context().run(self._process, events)
+                    touched = contextvars.Context().run(self._process, (e.message for e in events))
                     commits = asyncio.ensure_future(asyncio.gather(*(
                         self._commit(b) for p in sorted(touched) if (b := processor.take(p)) is not None)))
                     try:
@@ -287,6 +318,7 @@ class WorkerApp:
             for task in (self._feed_task, self._watch_task):
                 if task is not None:
                     task.cancel()
+            await self.pipeline.settle()  # the batches in flight commit before their producers close
             await self.offsets.close()
             await self.writers.close()
 
@@ -297,13 +329,18 @@ class WorkerApp:
             self._start_background()
             raise_producer_buffer(app, PRODUCER_BUFFER_MESSAGES)
             # the partitions' transactional producers: starting them fences whoever wrote for them before
-            self.writers.assign(tp.partition for tp in assigned if tp.topic == self.events_topic
-                                and not app.assignor.is_standby(tp))
+            active = sorted(tp.partition for tp in assigned if tp.topic == self.events_topic
+                            and not app.assignor.is_standby(tp))
+            log.info("partitions assigned", extra={"partitions": active})
+            self.writers.assign(active)
 
         @app.on_partitions_revoked.connect
         async def revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
             self.recovered = False
             partitions = {tp.partition for tp in revoked if tp.topic == self.events_topic}
+            # every partition's batches in flight commit first: the revoked ones before their producers close,
+            # the kept ones before the table (and the deadline index rebuilt from it) is read again
+            await self.pipeline.settle()
             processor.revoke(partitions)
             await self.writers.revoke(partitions)
 

@@ -1,12 +1,23 @@
-"""The one patch of Faust's internals for throughput: the consumer's drain loop without a task per message.
+"""The one patch of Faust's internals for throughput: the consumer's drain loop, handing fetched batches over whole.
 
-Faust's `Consumer._drain_messages` hands every fetched message to the streams with
-`wait_first(callback(message), suspend_flow.wait())`, which creates tasks and futures for each message (about
-140 us per message on the development machine: the largest single cost of the worker). The loop here awaits the
-callback directly while the flow runs, and uses `wait_first` only while a rebalance is suspending the flow, where
-it matters (the callback may wait on a paused queue). Everything else is Faust's loop as it is in the pinned
-version; `FAUST_SHAPE` records a digest of that source, and a unit test fails when a Faust upgrade changes it,
-so the copy is reviewed again. `SLAMON_FAST_FETCH=0` turns the patch off (Faust's own loop runs).
+Faust's `Consumer._drain_messages` hands every fetched message to the streams one by one: `wait_first(callback(
+message), suspend_flow.wait())` creates tasks and futures for each (about 140 us per message on the development
+machine), then the conductor decodes it into an event, queues it for the agent's stream, whose iterator takes it
+off the queue, calls the sensors and adds it to the `take_events` buffer. Together that was the largest cost of
+the worker. The loop here differs from Faust's in two ways:
+
+- the messages of the app's *batch topics* (`app.slamon_batch_topics`: the agent's `workflow.events` and
+  `sla.ticks`) are collected as they come out of one fetch and handed to `app.slamon_batches(messages)` at once,
+  in fetch order; the conductor, the stream and Faust's acknowledgements are not involved (the worker commits
+  their offsets in its own transactions). A fetch cut short by a rebalance (the flow suspended or the consumer
+  generation changed meanwhile) is not handed over: Faust seeks the partitions to their committed offsets when
+  they are assigned, so those messages are read again by their owner;
+- other messages go to Faust's callback, awaited directly while the flow runs (`wait_first` only while a rebalance
+  is suspending the flow, where the callback may wait on a paused queue).
+
+Everything else is Faust's loop as it is in the pinned version; `FAUST_SHAPE` records a digest of that source, and
+a unit test fails when a Faust upgrade changes it, so the copy is reviewed again. `SLAMON_FAST_FETCH=0` turns the
+patch off: Faust's own loop runs and the agent takes the messages from its stream.
 """
 
 from __future__ import annotations
@@ -28,7 +39,8 @@ def faust_shape() -> str:
 
 
 async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - exercised by the integration tests
-    """Faust's `Consumer._drain_messages`, awaiting the callback directly while the flow is not suspended."""
+    """Faust's `Consumer._drain_messages`, with the batch topics' messages handed over per fetch and the callback
+    awaited directly while the flow is not suspended."""
     callback = self.callback
     getmany = self.getmany
     consumer_should_stop = self._stopped.is_set
@@ -43,6 +55,9 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
     commit_every = self._commit_every
     acks_enabled_for = self.app.topics.acks_enabled_for
 
+    batches = getattr(self.app, "slamon_batches", None)
+    batch_topics = getattr(self.app, "slamon_batch_topics", frozenset()) if batches is not None else frozenset()
+
     yield_every = 100
     num_since_yield = 0
     sleep = asyncio.sleep
@@ -53,6 +68,8 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
             ait = cast(AsyncIterator, getmany(timeout=1.0))
             await self.sleep(0)
             if not self.should_stop:
+                fetched: list[Any] = []
+                fetched_in = self.app.consumer_generation_id
                 async for tp, message in ait:
                     num_since_yield += 1
                     if num_since_yield > yield_every:
@@ -61,6 +78,11 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
 
                     offset = message.offset
                     r_offset = get_read_offset(tp)
+                    if message.topic in batch_topics:
+                        if r_offset is None or offset >= r_offset:
+                            fetched.append(message)
+                            set_read_offset(tp, offset)
+                        continue
                     if r_offset is None or offset >= r_offset:
                         gap = offset - (r_offset or 0)
                         if gap > 1 and r_offset:
@@ -75,6 +97,10 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
                         else:
                             await callback(message)
                         set_read_offset(tp, offset)
+                # handed over only if no rebalance began meanwhile (else read again by their owner)
+                if fetched and self.flow_active and self.app.consumer_generation_id == fetched_in \
+                        and not self.should_stop:
+                    await batches(fetched)
                 unset_flag(flag_consumer_fetching)
     except self.consumer_stopped_errors:
         if self.transport.app.should_stop:

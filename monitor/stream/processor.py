@@ -156,6 +156,8 @@ class Processor:
         self.clocks: dict[int, PartitionClock] = {}
         self._sinks: dict[int, LiveSink] = {}
         self._batches: dict[int, Batch] = {}
+        # partition -> its taken batches whose transaction has not committed yet, oldest first (pipeline.py)
+        self.inflight: dict[int, list[Batch]] = {}
 
     # ---------------------------------------------------------------- assignment
 
@@ -200,6 +202,7 @@ class Processor:
             self.clocks.pop(p, None)
             self._sinks.pop(p, None)
             self._batches.pop(p, None)
+            self.inflight.pop(p, None)
             self.metrics.in_progress.drop(p)
 
     # ---------------------------------------------------------------- batches
@@ -215,7 +218,14 @@ class Processor:
         return batch
 
     def _read(self, batch: Batch, key: bytes) -> bytes | None:
-        return batch.changes[key] if key in batch.changes else self.store.get(key)
+        """An order's value as the batches before this one left it: this batch's change, else that of the newest
+        batch in flight that changed it, else the committed value."""
+        if key in batch.changes:
+            return batch.changes[key]
+        for earlier in reversed(self.inflight.get(batch.partition, ())):
+            if key in earlier.changes:
+                return earlier.changes[key]
+        return self.store.get(key)
 
     # ---------------------------------------------------------------- messages
 

@@ -79,9 +79,9 @@ def setup(stack, tmp_path):
     pol = write_policies(tmp_path / "policies")
     workers: list[Worker] = []
 
-    def new_worker(name: str) -> Worker:
+    def new_worker(name: str, **extra: str) -> Worker:
         w = Worker(worker_env(stack, prefix, free_port(), tmp_path / f"data-{name}", SLAMON_POLICIES=str(pol),
-                              SLAMON_TICK_INTERVAL=str(TICK)), tmp_path / f"{name}.log")
+                              SLAMON_TICK_INTERVAL=str(TICK), **extra), tmp_path / f"{name}.log")
         workers.append(w)
         return w
 
@@ -237,3 +237,36 @@ def test_kill_9_before_the_first_offset_commit_still_announces_everything(setup,
                    else None, 30, "every commitment breach")
     assert len(got) == 12
     assert w.metric("sla_invalid_events_total", {"reason": "duplicate_event"}) == 0  # redelivered, not duplicates
+
+
+def assignments(w: Worker) -> list[list[int]]:
+    """The partitions of each assignment the worker logged, in order."""
+    return [orjson.loads(line)["partitions"] for line in w.log_path.read_text(errors="replace").splitlines()
+            if '"partitions assigned"' in line]
+
+
+def test_a_static_member_restarted_within_the_session_timeout_keeps_its_partitions(setup, tmp_path):
+    # SLAMON_GROUP_INSTANCE_ID (the Helm chart: the pod name): a rolling restart does not move partitions
+    topics, pol, new_worker = setup
+    static = {"SLAMON_SESSION_TIMEOUT": "45"}
+    w1 = new_worker("one", SLAMON_GROUP_INSTANCE_ID="one", **static).start()
+    w1.wait_ready()
+    w2 = new_worker("two", SLAMON_GROUP_INSTANCE_ID="two", **static).start()
+    w2.wait_ready()
+    wait_for(lambda: w1.owned() and w2.owned() and len(w1.owned()) + len(w2.owned()) == 4, 90,
+             "both workers to own partitions")
+    p1, p2 = set(w1.owned()), set(w2.owned())
+    seen_by_one = len(assignments(w1))
+    assert w2.stop() == 0
+    w2.start()  # the same instance id, well within the session timeout
+    w2.wait_ready()
+    wait_for(lambda: set(w2.owned()) == p2, 60, "the restarted worker to own its partitions again")
+    assert set(w1.owned()) == p1
+    assert len(assignments(w1)) == seen_by_one, "the other worker went through a rebalance"
+    assert assignments(w2)[-1] == sorted(p2)
+    # and the restarted worker processes its partitions' events
+    tag = f"static{uuid.uuid4().hex[:5]}"
+    events = [event(f"{tag}-{i}", "node_started", now()) for i in range(20)]
+    topics.produce(events)
+    wait_for(lambda: w1.metric("sla_events_total") + w2.metric("sla_events_total") >= 20, 60,
+             "every event applied")

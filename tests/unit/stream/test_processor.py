@@ -246,6 +246,27 @@ def test_reads_see_the_batch_before_the_store():
     assert [v["state"] for t, _, v in h.out if t == "outcomes"] == ["completed_normal"]
 
 
+def test_reads_see_batches_in_flight_newest_first_then_the_store():
+    # fast fetch: a batch is processed while the partition's earlier batches still commit (pipeline.py); the
+    # order's value must be the one the newest earlier batch left, not the older committed one
+    h = Harness()
+    ev = {"order_id": "o1", "process": "p", "node": "n"}
+    h.proc.on_event(0, 0, T0 // 1000, b"o1", orjson.dumps({**ev, "event_id": "a", "type": "node_started",
+                                                           "at": format_instant(T0)}))
+    first = h.proc.take(0)
+    h.proc.inflight[0] = [first]  # taken, transaction not committed: nothing in the store yet
+    assert h.table == {}
+    h.proc.on_event(0, 1, T0 // 1000, b"o1", orjson.dumps({**ev, "event_id": "b", "type": "node_completed",
+                                                           "at": format_instant(T0 + S)}))
+    second = h.proc.take(0)
+    assert [orjson.loads(v)["state"] for k, _, v in second.outputs if k == "outcomes"] == ["completed_normal"]
+    # redelivered after both were taken: recognised by the offset in the newest batch's value
+    h.proc.inflight[0] = [first, second]
+    h.proc.on_event(0, 1, T0 // 1000, b"o1", orjson.dumps({**ev, "event_id": "b", "type": "node_completed",
+                                                           "at": format_instant(T0 + S)}))
+    assert h.proc.take(0).outputs == []
+
+
 def test_a_key_that_is_not_the_order_id_is_malformed():
     h = Harness()
     h.event("node_started", 0, order="o1")
