@@ -70,7 +70,9 @@ stack-down:
 demo: install
 	exec $(VENV)/bin/slamon demo $(DEMO_ARGS)
 
+# the Quix Streams peer of the live benchmark is a bench-only extra (never a runtime dependency)
 bench: venv
+	$(PY) -m pip install --quiet 'quixstreams>=3.20,<4'
 	$(PY) bench/run.py
 
 # the long fault experiments at full count (make test runs each once, small): kills mid-backlog on both stores,

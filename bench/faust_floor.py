@@ -8,6 +8,7 @@ per event); FX_B bootstrap; FX_T topic; FX_N events to process. Run by bench/liv
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
 
@@ -18,6 +19,7 @@ TOPIC = os.environ["FX_T"]
 N = int(os.environ["FX_N"])
 
 app = faust.App(f"fx{uuid.uuid4().hex[:6]}", broker=f"kafka://{os.environ['FX_B']}", store="memory://",
+                datadir=tempfile.mkdtemp(prefix="slamon-floor-"),
                 topic_partitions=4, topic_disable_leader=True, consumer_auto_offset_reset="earliest",
                 key_serializer="raw", value_serializer="raw", web_enabled=False, producer_linger=0.05,
                 producer_max_batch_size=262144, broker_max_poll_records=1000, stream_buffer_maxsize=16384)

@@ -1,11 +1,19 @@
-"""Live benchmark: one worker on the local broker, side by side with a plain aiokafka consume-and-produce loop.
+"""Live benchmark: one worker on the local broker, side by side with its peers, all on the same backlog.
 
-1. Backlog throughput: N events are written to `workflow.events` first; then (a) a plain aiokafka loop consumes
-   them in a consumer group, decodes each with orjson and produces a small record per event (the ceiling of a
-   Python consumer), and (b) one `slamon worker` processes the same topic. Events per second of each, and the ratio.
-2. Live: events are produced at a steady rate (with `at` = now) for a while; every node run has a 2 s commitment
-   and about a third of them breach it. Reports the consumer lag seen during the run and the distribution of
-   detected_at - crossed_at of the announced crossings.
+1. Backlog throughput: N events are written to `workflow.events` first; then each of these reads the same topic
+   in its own consumer group, one after the other:
+   (a) a plain aiokafka loop that decodes each message with orjson and produces a small record per message (the
+       ceiling of a Python consumer);
+   (b) `slamon worker` of the baseline commit (before the batch path; `--baseline REV`, from `git archive`);
+   (c) `slamon worker` of this checkout;
+   (d) the same job on Quix Streams with our core (`bench/quix_peer.py`; at-least-once, and exactly-once as our
+       worker is), when quixstreams is installed (`pip install -e '.[bench]'`).
+   For each: events/s from its first to its N-th event (the drain rate; start-up and recovery excluded), the CPU
+   seconds its process used meanwhile (events per CPU-second: steadier than wall time on a shared machine), and
+   the ratio to the plain loop.
+2. Live: events are produced at a steady rate, half the worker's measured drain rate unless `--rate` is given,
+   for a while; every node run has a 2 s commitment and about a third of them breach it. Reports the consumer
+   lag seen during the run and the distribution of detected_at - crossed_at of the announced crossings.
 
 Run with `make bench` or `.venv/bin/python bench/live_bench.py [--events N] [--rate R] [--seconds S]`.
 """
@@ -23,13 +31,17 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+BASELINE = "e01877b"  # the worker before the batch path (end of the first round)
 
 POLICY = """process: bench
 nodes:
@@ -111,8 +123,9 @@ def metric(port: int, name: str) -> float:
     return sum(s.value for f in text_string_to_metric_families(body) for s in f.samples if s.name == name)
 
 
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "worker"], cwd=ROOT, env={**os.environ, **env},
+def start_worker(env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
+    """`python -m monitor.cli worker` of the source tree `cwd` (its `monitor/` comes first on the path)."""
+    proc = subprocess.Popen([sys.executable, "-m", "monitor.cli", "worker"], cwd=cwd, env={**os.environ, **env},
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)
     port = int(env["SLAMON_WEB_PORT"])
     deadline = time.monotonic() + 120
@@ -128,55 +141,70 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     raise SystemExit("worker not ready in 120 s")
 
 
-async def group_lag(bootstrap: str, group: str, topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
+class GroupLag:
+    """Consumer lag of a group on a topic (end offsets minus committed offsets), on clients kept open."""
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await admin.start()
-    await c.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        tps = [TopicPartition(topic, p) for p in c.partitions_for_topic(topic) or []]
-        ends = await c.end_offsets(tps)
+    def __init__(self, bootstrap: str, group: str, topic: str):
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        self.group, self.topic = group, topic
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+
+    async def __aenter__(self) -> GroupLag:
+        await self.admin.start()
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.admin.close()
+        await self.consumer.stop()
+
+    async def lag(self) -> int:
+        from aiokafka import TopicPartition
+
+        committed = await self.admin.list_consumer_group_offsets(self.group)
+        tps = [TopicPartition(self.topic, p) for p in self.consumer.partitions_for_topic(self.topic) or []]
+        ends = await self.consumer.end_offsets(tps)
         return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
-    finally:
-        await admin.close()
-        await c.stop()
 
 
 async def live_phase(bootstrap: str, prefix: str, group: str, rate: float, seconds: float) -> tuple[list[float], int]:
+    """Produce orders at `rate` events/s for `seconds`, each event when its `at` comes. Returns how late each
+    event was written (seconds after its `at`) and the largest consumer lag seen (sampled every second)."""
     from aiokafka import AIOKafkaProducer
 
     rng = random.Random(2)
+    start = time.time() + 1.0
+    schedule: list[tuple[float, dict]] = []
+    for k in range(int(rate * seconds / 4)):  # 4 events per order
+        schedule.extend(order_events(10_000_000 + k, start + k * 4 / rate, rng))
+    schedule.sort(key=lambda x: x[0])
+    topic = f"{prefix}workflow.events"
+    payloads = [(t, e["order_id"].encode(), orjson.dumps(e)) for t, e in schedule]
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await p.start()
-    pending: list[tuple[float, dict]] = []
+    late: list[float] = []
     max_lag = 0
     try:
-        start = time.time()
-        i = 10_000_000
-        next_lag = start
-        while time.time() - start < seconds or pending:
-            now = time.time()
-            if now - start < seconds:
-                want = int((now - start) * rate / 4)  # 4 events per order
-                while i - 10_000_000 < want:
-                    pending.extend(order_events(i, now, rng))
+        async with GroupLag(bootstrap, group, topic) as lag:
+            i, next_lag = 0, start
+            while i < len(payloads):
+                now = time.time()
+                while i < len(payloads) and payloads[i][0] <= now:
+                    t, key, value = payloads[i]
+                    await p.send(topic, key=key, value=value)
+                    late.append(now - t)
                     i += 1
-                pending.sort(key=lambda x: x[0])
-            while pending and pending[0][0] <= now:
-                _, e = pending.pop(0)
-                await p.send(f"{prefix}workflow.events", key=e["order_id"].encode(), value=orjson.dumps(e))
-            if now >= next_lag:
-                max_lag = max(max_lag, await group_lag(bootstrap, group, f"{prefix}workflow.events"))
-                next_lag = now + 1
-            await asyncio.sleep(0.005)
-        await p.flush()
+                if now >= next_lag:
+                    max_lag = max(max_lag, await lag.lag())
+                    next_lag = now + 1
+                await asyncio.sleep(0.002)
+            await p.flush()
     finally:
         await p.stop()
-    return [], max_lag
+    return late, max_lag
 
 
 async def read_delays(bootstrap: str, topic: str) -> list[float]:
@@ -206,66 +234,172 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p * (len(values) - 1) + 0.5))]
 
 
+class Drain:
+    """One consumer's run through the backlog: wall seconds and CPU seconds from its first to its N-th event."""
+
+    def __init__(self, name: str, events: int, wall: float, cpu: float | None):
+        self.name, self.events, self.wall, self.cpu = name, events, wall, cpu
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.wall if self.wall > 0 else 0.0
+
+    def line(self, plain: float | None) -> str:
+        cpu = f"; {self.cpu:.1f} CPU-s = {self.events / self.cpu:,.0f} events per CPU-second" if self.cpu else ""
+        ratio = f" = {self.rate / plain:.2f} of the plain loop" if plain else ""
+        return f"{self.name}: {self.events:,} events in {self.wall:.1f} s = {self.rate:,.0f} events/s{ratio}{cpu}"
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain_worker(name: str, env: dict[str, str], cwd: Path, log: Path, events: int) -> Drain:
+    """Start a worker on a filled topic and time it from its first to its last event (polled every 0.1 s)."""
+    port = int(env["SLAMON_WEB_PORT"])
+    w = start_worker(env, log, cwd)
+    try:
+        def done() -> float:
+            return metric(port, "sla_events_total") + metric(port, "sla_invalid_events_total")
+
+        deadline = time.monotonic() + 1800
+        while done() == 0:
+            if w.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{name}: no event processed; see {log}")
+            time.sleep(0.05)
+        t1, c1 = time.perf_counter(), cpu_seconds(w.pid)
+        while done() < events:
+            if w.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{name}: stopped before the end of the backlog; see {log}")
+            time.sleep(0.1)
+        return Drain(name, events, time.perf_counter() - t1, cpu_seconds(w.pid) - c1)
+    finally:
+        w.terminate()
+        w.wait(60)
+
+
+def drain_quix(bootstrap: str, topic: str, policies: Path, events: int, guarantee: str, log: Path) -> Drain | None:
+    try:
+        import quixstreams  # noqa: F401
+    except ImportError:
+        print("Quix Streams peer: skipped (pip install -e '.[bench]' installs quixstreams)", flush=True)
+        return None
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "quix_peer.py"), "--bootstrap", bootstrap,
+                        "--topic", topic, "--out", f"{topic}.quix-{uuid.uuid4().hex[:4]}", "--policies",
+                        str(policies), "--events", str(events), "--guarantee", guarantee],
+                       capture_output=True, text=True, timeout=1800)
+    log.write_text(r.stdout + r.stderr)
+    result = next((orjson.loads(x) for x in r.stdout.splitlines() if x.startswith("{")), None)
+    if r.returncode != 0 or result is None:
+        print(f"Quix Streams peer ({guarantee}) failed: see {log}", flush=True)
+        return None
+    return Drain(f"Quix Streams peer with our core ({guarantee})", result["events"],
+                 result["last"] - result["first"], result["cpu_last"] - result["cpu_first"])
+
+
+def baseline_tree(rev: str, into: Path) -> Path | None:
+    """The baseline commit's `monitor/` and `topics/`, from git (None outside a git checkout)."""
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "monitor", "topics"],
+                                 capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"baseline {rev}: not available ({exc})", flush=True)
+        return None
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description="live benchmark of one slamon worker")
-    ap.add_argument("--events", type=int, default=200_000, help="backlog events (default 200,000)")
-    ap.add_argument("--rate", type=float, default=2000, help="live phase: events per second (default 2000)")
+    ap = argparse.ArgumentParser(description="live benchmark of one slamon worker against its peers")
+    ap.add_argument("--events", type=int, default=100_000, help="backlog events (default 100,000)")
+    ap.add_argument("--rate", type=float, default=0,
+                    help="live phase: events per second (default: half the worker's measured drain rate)")
     ap.add_argument("--seconds", type=float, default=30, help="live phase duration (default 30)")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--tick", type=float, default=1.0, help="tick interval of the worker (default 1.0 s)")
+    ap.add_argument("--baseline", default=BASELINE, help=f"git revision of the baseline worker (default {BASELINE}"
+                    ", the worker before the batch path); '' skips it")
+    ap.add_argument("--floor", action="store_true", help="also run a minimal Faust agent on the backlog")
+    ap.add_argument("--live-only", action="store_true", help="only the live phase (needs --rate)")
     args = ap.parse_args()
+    if args.live_only and not args.rate:
+        ap.error("--live-only needs --rate")
     from monitor.localstack import up
 
     info = up()
     tmp = Path(tempfile.mkdtemp(prefix="slamon-bench-"))
-    (tmp / "policies").mkdir()
-    (tmp / "policies" / "bench.yaml").write_text(POLICY)
+    policies = tmp / "policies"
+    policies.mkdir()
+    (policies / "bench.yaml").write_text(POLICY)
     run = uuid.uuid4().hex[:6]
 
-    def worker_env(prefix: str, port: int) -> dict[str, str]:
-        return {**info.env, "SLAMON_TOPIC_PREFIX": prefix, "SLAMON_APP_ID": prefix.rstrip("."),
-                "SLAMON_POLICIES": str(tmp / "policies"), "SLAMON_PARTITIONS": str(args.partitions),
+    def worker_env(prefix: str, port: int, app_id: str | None = None) -> dict[str, str]:
+        return {**info.env, "SLAMON_TOPIC_PREFIX": prefix, "SLAMON_APP_ID": app_id or prefix.rstrip("."),
+                "SLAMON_POLICIES": str(policies), "SLAMON_PARTITIONS": str(args.partitions),
                 "SLAMON_STORE": "memory://", "SLAMON_WEB_PORT": str(port), "SLAMON_TICK_INTERVAL": str(args.tick),
-                "SLAMON_DATA_DIR": str(tmp / "data"), "SLAMON_LOG_LEVEL": "warning"}
+                "SLAMON_DATA_DIR": str(tmp / f"data-{port}"), "SLAMON_LOG_LEVEL": "warning"}
 
-    # 1. backlog: create topics by starting a worker once, stop it, fill the topic, then race both consumers
+    if not args.live_only:
+        ours = backlog_phase(args, info, tmp, policies, run, worker_env)
+    live_phase_report(args, info, tmp, run, worker_env, args.rate or round(ours.rate / 2))
+    print(f"host: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; broker, producer and consumers "
+          "share them")
+    return 0
+
+
+def backlog_phase(args: argparse.Namespace, info: Any, tmp: Path, policies: Path, run: str,
+                  worker_env: Callable[..., dict[str, str]]) -> Drain:
+    """Each consumer in turn through the same backlog; returns the worker's drain."""
+    # create the topics by starting a worker once, fill the events topic, then each consumer in turn
     prefix = f"bench{run}."
+    events_topic = f"{prefix}workflow.events"
     w = start_worker(worker_env(prefix, 16801), tmp / "w0.log")
     w.terminate()
     w.wait(30)
-    print(f"backlog: producing {args.events:,} events to {prefix}workflow.events ...", flush=True)
-    asyncio.run(produce_backlog(info.kafka_bootstrap, f"{prefix}workflow.events", args.events))
-    plain_s = asyncio.run(plain_loop(info.kafka_bootstrap, f"{prefix}workflow.events", f"{prefix}plain.out", args.events))
-    plain_rate = args.events / plain_s
-    print(f"plain aiokafka consume+decode+produce loop: {args.events:,} events in {plain_s:.1f} s = {plain_rate:,.0f} events/s",
+    print(f"backlog: producing {args.events:,} events to {events_topic} ...", flush=True)
+    asyncio.run(produce_backlog(info.kafka_bootstrap, events_topic, args.events))
+    plain_s = asyncio.run(plain_loop(info.kafka_bootstrap, events_topic, f"{prefix}plain.out", args.events))
+    plain = Drain("plain aiokafka consume+decode+produce loop", args.events, plain_s, None)
+    print(plain.line(None), flush=True)
+    if args.baseline and (tree := baseline_tree(args.baseline, tmp / "baseline")) is not None:
+        base = drain_worker(f"slamon worker at {args.baseline} (baseline)",
+                            worker_env(prefix, 16804, f"{prefix}base"), tree, tmp / "w-base.log", args.events)
+        print(base.line(plain.rate), flush=True)
+    else:
+        base = None
+    ours = drain_worker("slamon worker (this checkout, memory store)", worker_env(prefix, 16802), ROOT,
+                        tmp / "w1.log", args.events)
+    print(ours.line(plain.rate) + (f"; {ours.rate / base.rate:.2f}x the baseline's events/s, "
+                                   f"{base.cpu / ours.cpu:.2f}x its events per CPU-second" if base else ""),
           flush=True)
-    w = start_worker(worker_env(prefix, 16802), tmp / "w1.log")
-    t0 = time.perf_counter()
-    try:
-        while metric(16802, "sla_events_total") + metric(16802, "sla_invalid_events_total") < args.events:
-            time.sleep(0.25)
-        worker_s = time.perf_counter() - t0
-    finally:
-        w.terminate()
-        w.wait(30)
-    worker_rate = args.events / worker_s
-    print(f"slamon worker (memory store): {args.events:,} events in {worker_s:.1f} s = {worker_rate:,.0f} events/s "
-          f"= {worker_rate / plain_rate:.2f} of the plain loop", flush=True)
-    for mode, what in (("bare", "iterating only"), ("both", "one table write and one output per event")):
+    for guarantee in ("at-least-once", "exactly-once"):
+        peer = drain_quix(info.kafka_bootstrap, events_topic, policies, args.events, guarantee,
+                          tmp / f"quix-{guarantee}.log")
+        if peer is not None:
+            print(peer.line(plain.rate) + f"; slamon worker = {ours.rate / peer.rate:.2f} of its events/s, "
+                  f"{peer.cpu / ours.cpu:.2f} of its events per CPU-second", flush=True)
+    if args.floor:
         r = subprocess.run([sys.executable, str(ROOT / "bench" / "faust_floor.py"), "worker", "-l", "warn"],
-                           env={**os.environ, "FX_MODE": mode, "FX_B": info.kafka_bootstrap,
-                                "FX_T": f"{prefix}workflow.events", "FX_N": str(args.events)},
+                           env={**os.environ, "FX_MODE": "bare", "FX_B": info.kafka_bootstrap,
+                                "FX_T": events_topic, "FX_N": str(args.events)},
                            capture_output=True, text=True, timeout=600)
         rate = next((float(x.split()[-1]) for x in (r.stdout + r.stderr).splitlines() if "faust-floor" in x), 0.0)
-        print(f"minimal Faust agent, {what}: {rate:,.0f} events/s (slamon worker = {worker_rate / rate:.2f} of it)"
-              if rate else f"minimal Faust agent ({mode}) did not report", flush=True)
+        print(f"minimal Faust agent, iterating only: {rate:,.0f} events/s" if rate else
+              "minimal Faust agent did not report", flush=True)
+    return ours
 
-    # 2. live: a steady rate with the worker keeping up; lag and detection delay
+
+def live_phase_report(args: argparse.Namespace, info: Any, tmp: Path, run: str,
+                      worker_env: Callable[..., dict[str, str]], rate: float) -> None:
+    """A steady rate (half the measured capacity by default): consumer lag and detection delay."""
     prefix = f"benchlive{run}."
     w = start_worker(worker_env(prefix, 16803), tmp / "w2.log")
     try:
-        print(f"live: {args.rate:,.0f} events/s for {args.seconds:.0f} s, tick {args.tick} s ...", flush=True)
-        _, max_lag = asyncio.run(live_phase(info.kafka_bootstrap, prefix, prefix.rstrip("."), args.rate, args.seconds))
+        print(f"live: {rate:,.0f} events/s for {args.seconds:.0f} s, tick {args.tick} s ...", flush=True)
+        late, max_lag = asyncio.run(live_phase(info.kafka_bootstrap, prefix, prefix.rstrip("."), rate,
+                                               args.seconds))
         time.sleep(4 + 2 * args.tick)  # let the last runs cross their limits
         delays = asyncio.run(read_delays(info.kafka_bootstrap, f"{prefix}sla.warnings"))
     finally:
@@ -275,8 +409,9 @@ def main() -> int:
         print(f"live: {len(delays):,} crossings; detected_at - crossed_at: p50 {pct(delays, 0.5):.3f} s, "
               f"p90 {pct(delays, 0.9):.3f} s, p99 {pct(delays, 0.99):.3f} s, max {max(delays):.3f} s "
               f"(tick {args.tick} s); max consumer lag {max_lag:,} events; mean {statistics.fmean(delays):.3f} s")
-    print(f"host: {os.cpu_count()} cores; broker, producer and worker share them")
-    return 0
+    if late:
+        print(f"live: the producer wrote events after their `at` by p50 {pct(late, 0.5):.3f} s, p99 "
+              f"{pct(late, 0.99):.3f} s, max {max(late):.3f} s (part of the delays above when large)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`make bench`: the replay benchmark, then the live benchmark (which starts or reuses the local stack)."""
+"""`make bench`: the replay benchmark, the manager's commands, then the live benchmark (which starts or reuses the
+local stack)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ def main() -> int:
     rc = subprocess.call([sys.executable, str(HERE / "replay_bench.py")])
     print("\n== report, backtest, recommend and import xes against the replay, same file", flush=True)
     rc |= subprocess.call([sys.executable, str(HERE / "report_bench.py")])
-    print("\n== live: one worker on the local broker", flush=True)
-    rc |= subprocess.call([sys.executable, str(HERE / "live_bench.py"), "--events", "40000", "--rate", "500",
-                           "--seconds", "20"])
+    print("\n== live: one worker on the local broker, against a plain aiokafka loop, the baseline worker and a "
+          "Quix Streams peer", flush=True)
+    rc |= subprocess.call([sys.executable, str(HERE / "live_bench.py"), "--events", "100000", "--seconds", "30"])
     return rc
 
 
