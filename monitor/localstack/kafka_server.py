@@ -192,16 +192,18 @@ def cluster_id(data_dir: Path) -> str | None:
 
 
 def server_properties(port: int, controller_port: int, data_dir: Path,
-                      security: Security | None = None) -> dict[str, str]:
+                      security: Security | None = None, host: str = LOOPBACK) -> dict[str, str]:
     """Combined broker+controller on 127.0.0.1 with the fast-start settings of Kafka's own test kit; with
-    `security`, its one client (and inter-broker) listener is secured (see security.py)."""
+    `security`, its one client (and inter-broker) listener is secured (see security.py). `host`: the address the
+    plaintext client listener binds and advertises (e.g. a bridge address reached from other network
+    namespaces); the controller listener and a secured listener stay on 127.0.0.1."""
     props = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
         # static quorum: the formatted dir does not depend on the ports (no `format --standalone`)
         "controller.quorum.voters": f"{NODE_ID}@{LOOPBACK}:{controller_port}",
-        "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
@@ -243,6 +245,10 @@ class KafkaServer:
 
     Restartable: `prepare` formats the data dir only the first time, so a stopped or killed broker comes
     back with its topics and committed offsets (same ports, same cluster id).
+
+    `host` (plaintext only): the address its client listener binds and advertises. `wrapper`: a command prefix the
+    JVM is started through, e.g. ("ip", "netns", "exec", NAME) to run it in a network namespace (it must exec
+    the JVM, so that the pid started is the broker's).
     """
 
     directory: Path
@@ -251,10 +257,12 @@ class KafkaServer:
     runtime: Runtime
     extra_jvm_opts: tuple[str, ...] = ()
     security: Security | None = None
+    host: str = LOOPBACK
+    wrapper: tuple[str, ...] = ()
 
     @property
     def bootstrap(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def config_path(self) -> Path:
@@ -275,7 +283,7 @@ class KafkaServer:
     def prepare(self) -> None:
         """Write server.properties and format the KRaft log dir (unless formatted already)."""
         (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
-        props = server_properties(self.port, self.controller_port, self.data_dir, self.security)
+        props = server_properties(self.port, self.controller_port, self.data_dir, self.security, self.host)
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
         with os.fdopen(fd, "w") as f:
             f.write("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -302,7 +310,8 @@ class KafkaServer:
     def start(self) -> subprocess.Popen:
         """Launch the broker in the background (see `wait_ready`)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        return spawn(self._java("kafka.Kafka", str(self.config_path)), cwd=self.directory, log=self.log_path)
+        return spawn([*self.wrapper, *self._java("kafka.Kafka", str(self.config_path))], cwd=self.directory,
+                     log=self.log_path)
 
     def client_options(self) -> dict[str, Any]:
         """aiokafka's arguments to reach this broker (its security included)."""
@@ -317,7 +326,7 @@ class KafkaServer:
             if not alive(pid):
                 raise StackError(f"Kafka exited during start-up; last lines of {self.log_path}:\n"
                                  f"{tail(self.log_path)}")
-            if port_open(self.port) and probe(self.client_options(), timeout=5, group_coordinator=True):
+            if port_open(self.port, self.host) and probe(self.client_options(), timeout=5, group_coordinator=True):
                 return
             if time.monotonic() >= deadline:
                 raise StackError(f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s; "
