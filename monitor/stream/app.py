@@ -63,6 +63,7 @@ BATCH_MAX = 2000  # messages per batch at most
 BATCH_WITHIN = 0.05  # seconds a batch waits for more messages
 PIPELINE_DEPTH = 2  # batches of a partition in flight at most (fast fetch: processed while earlier ones commit)
 OFFSETS_EVERY_S = 5.0  # fast fetch: a partition whose batches change nothing commits its offsets this often
+COMMIT_STALL_S = 60.0  # a commit running this long makes the worker not ready (it may be retrying a broker away)
 
 
 class WorkerApp:
@@ -165,12 +166,13 @@ class WorkerApp:
 
     @property
     def ready(self) -> bool:
-        return self.recovered and self.policy_feed.ready.is_set() and self.broker_reachable
+        return (self.recovered and self.policy_feed.ready.is_set() and self.broker_reachable
+                and self.pipeline.stalled_for() < COMMIT_STALL_S)
 
     def status(self) -> dict[str, Any]:
         """What /readyz reports."""
         return {"ready": self.ready, "recovered": self.recovered, "policies": self.policy_feed.ready.is_set(),
-                "broker": self.broker_reachable,
+                "broker": self.broker_reachable, "commit_running_s": round(self.pipeline.stalled_for(), 1),
                 "partitions": sorted(self.owned()) if self.recovered else [],
                 "policy_versions": {n: p.version for n, p in self.engine.policies.policies.items()}}
 

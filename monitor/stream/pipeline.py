@@ -13,11 +13,17 @@ At most `depth` batches of a partition are in flight; `submit` waits for the old
 A revoked partition's chain is finished (`settle`) before its producer is closed, so a revocation never cuts a
 transaction off (which would look like fencing). A failed commit (fenced, or an error the writer does not retry)
 ends the worker: the batches after it were computed from its values.
+
+The writer retries a transaction while the broker is away, so a commit may take long; it must not take forever
+(alive and deaf): `stalled_for` tells how long the oldest commit has been running (the worker is not ready while
+it is over a minute), and a commit still running after `deadline_s` ends the worker (its supervisor restarts it;
+the partition's next owner aborts the open transaction).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -27,12 +33,22 @@ from .writer import Fenced
 
 class CommitPipeline:
     def __init__(self, commit: Callable[[Any], Awaitable[None]], inflight: dict[int, list[Any]], depth: int = 2,
-                 on_fatal: Callable[[str, BaseException], Any] = fatal):
+                 deadline_s: float = 16 * 60.0, on_fatal: Callable[[str, BaseException], Any] = fatal,
+                 clock: Callable[[], float] = time.monotonic):
         self._commit = commit  # commits one batch (transaction, then the local store)
         self.inflight = inflight  # partition -> its batches in flight, oldest first (read by the processor)
         self.depth = depth
+        self.deadline_s = deadline_s
         self._fatal = on_fatal
+        self._clock = clock
         self._tasks: dict[int, list[asyncio.Task]] = {}
+        self._committing: dict[asyncio.Task, float] = {}  # commit -> when its transaction started
+
+    def stalled_for(self) -> float:
+        """Seconds the longest-running commit has been running (0 when none runs)."""
+        if not self._committing:
+            return 0.0
+        return self._clock() - min(self._committing.values())
 
     def pending(self, partition: int) -> int:
         return len(self._tasks.get(partition, ()))
@@ -54,7 +70,10 @@ class CommitPipeline:
         try:
             if previous is not None:
                 await asyncio.shield(previous)
-            await self._commit(batch)
+            self._committing[asyncio.current_task()] = self._clock()
+            await asyncio.wait_for(self._commit(batch), self.deadline_s)
+        except TimeoutError as exc:
+            self._fatal(f"a batch did not commit within {self.deadline_s:.0f} s (partition {p}); stopping", exc)
         except Fenced as exc:
             self._fatal("another worker owns a partition of this worker now (fenced); stopping", exc)
         except asyncio.CancelledError:
@@ -62,6 +81,7 @@ class CommitPipeline:
         except Exception as exc:  # noqa: BLE001 - later batches were computed from this one's values
             self._fatal("committing a batch failed", exc)
         finally:
+            self._committing.pop(asyncio.current_task(), None)
             batches = self.inflight.get(p)
             if batches and batch in batches:
                 batches.remove(batch)

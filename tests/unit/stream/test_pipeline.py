@@ -121,3 +121,20 @@ def test_a_failed_commit_is_fatal(exc, says):
         assert len(calls) == 1 and says in calls[0][0] and calls[0][1] is exc
 
     run(main())
+
+
+def test_a_commit_past_the_deadline_is_fatal_and_a_long_one_shows_as_stalled():
+    async def main():
+        broker, calls, now = Broker(), [], [100.0]
+        pipe = CommitPipeline(broker.commit, {}, depth=2, deadline_s=0.05,
+                              on_fatal=lambda m, e: calls.append(m), clock=lambda: now[0])
+        assert pipe.stalled_for() == 0
+        await pipe.submit(FakeBatch(0, "a"))  # never finished by the test: a wedged transaction
+        await until(lambda: broker.started == ["a"])
+        now[0] = 161.0
+        assert pipe.stalled_for() == 61.0
+        await pipe.settle()
+        assert len(calls) == 1 and "did not commit within" in calls[0]
+        assert pipe.stalled_for() == 0
+
+    run(main())
