@@ -72,7 +72,7 @@ def read_events(path: str, progress: Progress | None = None) -> Iterator[Item]:
             for n, line in enumerate(lines):
                 if progress is not None and n % 50_000 == 0:
                     progress.update(raw.tell(), size)
-                if not line.strip():
+                if line.isspace():  # a blank line (bytes.isspace: the ASCII whitespace bytes.strip removes)
                     continue
                 try:
                     yield decode_event(line)

@@ -119,8 +119,13 @@ class WeeklyCalendar:
         if b <= a:
             return 0
         total = 0
-        for ordinal in range(self._first_ordinal(a), self._first_ordinal(b) + 4):
-            for x, y in self._intervals(ordinal):
+        days = self._days
+        # (_first_ordinal and the cache hit of _intervals inlined: the replay calls this for every run's end)
+        for ordinal in range(a // _DAY_US + _EPOCH_ORDINAL - 2, b // _DAY_US + _EPOCH_ORDINAL + 2):
+            intervals = days.get(ordinal)
+            if intervals is None:
+                intervals = self._intervals(ordinal)
+            for x, y in intervals:
                 if x >= b:  # intervals come in time order: nothing further can overlap
                     return total
                 lo = x if x > a else a
@@ -132,10 +137,14 @@ class WeeklyCalendar:
     def used_up(self, start: int, amount: int) -> int:
         remaining = amount
         hours = self.hours
+        days = self._days
         for ordinal in range(self._first_ordinal(start), _LAST_ORDINAL + 1):
             if (ordinal - 1) % 7 not in hours:  # ordinal 1 (0001-01-01) was a Monday: a closed weekday
                 continue
-            for x, y in self._intervals(ordinal):
+            intervals = days.get(ordinal)
+            if intervals is None:
+                intervals = self._intervals(ordinal)
+            for x, y in intervals:
                 if y <= start:
                     continue
                 lo = x if x > start else start

@@ -2,7 +2,8 @@
 
 Format 1 is the state of an order that uses no feature of CONTRACTS.md section 12 (byte for byte what it always
 was); format 2 adds the order's current status node and lets a run carry graded early warnings. A reader that
-knows only format 1 refuses format 2 with a clear error instead of misreading it.
+knows only format 1 refuses format 2 with a clear error instead of misreading it. Decoding builds the runs
+directly (`Run.restore`), not through the policies' `Limits`: the live worker decodes each order of each batch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from .policies import Limits
 from .runs import OrderState, Run
 
 _FORMAT, _FORMAT_STATUSES = 1, 2
@@ -29,7 +29,8 @@ def dump_state(state: OrderState) -> bytes:
         if r.grades is not None:
             early, newer = [list(g) for g in r.grades], True
         runs.append([r.node, r.number, r.started_at, r.segment, r.attrs, r.version, r.commitment, r.tolerance, early,
-                     r.owner, r.calendar_name, [x for p in r.pauses for x in p], r.paused_at, r.announced, r.due])
+                     r.owner, r.calendar_name, [x for p in r.pauses for x in p] if r.pauses else [], r.paused_at,
+                     r.announced, r.due])
     head = [_FORMAT_STATUSES if newer else _FORMAT, state.order_id, state.process, state.last_at, state.event_ids,
             state.closed, state.counts, runs]
     if newer:
@@ -50,16 +51,16 @@ def load_state(data: bytes, calendars: Calendars) -> OrderState:
     state.counts = counts
     if rest:
         state.status_node = rest[0]
+    calendar = calendars.calendar
     for (node, number, started_at, segment, attrs, version, c, t, early, owner, cal_name, flat_pauses, paused_at,
          announced, due) in runs:
+        grades = None
         if type(early) is list:
-            limits = Limits(c, t, None, owner, cal_name, tuple((f, a) for f, a in early))
+            grades, early = tuple((f, a) for f, a in early), None
+        if type(flat_pauses) is list and not flat_pauses:  # no pause (the common case)
+            pauses: tuple[tuple[int, int], ...] = ()
         else:
-            limits = Limits(c, t, early, owner, cal_name)
-        run = Run(node, number, started_at, segment, attrs, version, limits, cal_name, calendars.calendar(cal_name))
-        run.pauses = tuple(zip(flat_pauses[::2], flat_pauses[1::2], strict=True))
-        run.paused_at = paused_at
-        run.announced = announced
-        run.due = due
-        state.runs[node] = run
+            pauses = tuple(zip(flat_pauses[::2], flat_pauses[1::2], strict=True))
+        state.runs[node] = Run.restore(node, number, started_at, segment, attrs, version, c, t, early, grades, owner,
+                                       cal_name, calendar(cal_name), pauses, paused_at, announced, due)
     return state

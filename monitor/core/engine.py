@@ -77,8 +77,12 @@ class Rejection:
 class Engine:
     """Applies events and time to order states under a policy set. Holds no order state itself."""
 
-    def __init__(self, policies: PolicySet):
+    def __init__(self, policies: PolicySet, *, remember_event_ids: bool = True):
+        """`remember_event_ids=False` (the replay, which keeps its own set of applied ids across all orders) leaves
+        `OrderState.event_ids` empty and skips the engine's own duplicate check: an order's ids are then neither
+        searched nor copied for each event, which grows with the order's length (long traces)."""
         self.policies = policies
+        self.remember_event_ids = remember_event_ids
         self._calendars: dict[str, Any] = dict(policies.calendars)
 
     def set_policies(self, policies: PolicySet) -> None:
@@ -106,7 +110,9 @@ class Engine:
     def apply(self, state: OrderState | None, ev: Event, sink: Sink) -> tuple[OrderState | None, Rejection | None]:
         """Apply one (well-formed) event. Returns the order's state (new or the same object, changed in place)
         and None, or the unchanged state and the reason the event cannot be applied."""
-        if state is not None and state.has_event(ev.event_id):
+        # (the replay's hot path: the checks are inlined in the contract's order, each a dict or string lookup)
+        remember = self.remember_event_ids
+        if remember and state is not None and f"\x00{ev.event_id}\x00" in state.event_ids:  # state.has_event()
             return state, Rejection(DUPLICATE_EVENT, f"event_id {ev.event_id!r} was already applied")
         policy = self.policies.get(ev.process)
         if policy is None:
@@ -123,7 +129,8 @@ class Engine:
                 return state, Rejection(UNKNOWN_NODE, f"process {ev.process!r} maps no status {ev.status!r}"
                                         if policy.statuses is not None else
                                         f"process {ev.process!r} has no status mapping (statuses:)")
-        if state is not None and state.last_at is not None and ev.at < state.last_at:
+        at = ev.at
+        if state is not None and state.last_at is not None and at < state.last_at:
             return state, Rejection(OUT_OF_ORDER, "event is earlier than the order's last accepted event")
         problem = self._transition_problem(state, ev, status)
         if problem is not None:
@@ -131,8 +138,11 @@ class Engine:
 
         if state is None:
             state = OrderState(ev.order_id, ev.process)
-        at = ev.at
-        self.advance(state, at, sink)
+        else:
+            for run in state.runs.values():  # announce the crossings due before the event (advance), if any
+                if run.due is not None and run.due < at:
+                    self.advance(state, at, sink)
+                    break
         if etype == NODE_STARTED:
             self._start(state, policy, node, ev, sink)  # type: ignore[arg-type]
         elif etype == NODE_COMPLETED:
@@ -148,7 +158,8 @@ class Engine:
         else:
             self._close(state, etype == ORDER_CANCELLED, at, sink)
         state.last_at = at
-        state.event_ids += ev.event_id + "\x00"
+        if remember:
+            state.event_ids += ev.event_id + "\x00"
         return state, None
 
     @staticmethod
@@ -188,8 +199,9 @@ class Engine:
         number = state.counts.get(node, 0) + 1
         state.counts[node] = number
         lim = policy.limits(node, segment)
-        run = Run(node, number, at, segment, ev.attrs, policy.version, lim, lim.calendar_name,
-                  self.calendar(lim.calendar_name))
+        cal_name = lim.calendar_name
+        run = Run(node, number, at, segment, ev.attrs, policy.version, lim, cal_name,
+                  ALWAYS_OPEN if cal_name is None else self._calendars.get(cal_name, ALWAYS_OPEN))  # self.calendar()
         run.schedule()
         state.runs[node] = run
         sink.run_started(state, run)
@@ -234,8 +246,8 @@ class Engine:
         elapsed = run.elapsed(at)
         if cancelled:
             final = CANCELLED
-        else:
-            final = COMPLETED_BY_LEVEL[level_of(elapsed, run.commitment, run.tolerance)]
+        else:  # level_of, inlined
+            final = COMPLETED_BY_LEVEL[0 if elapsed <= run.commitment else 1 if elapsed <= run.tolerance else 2]
         sink.outcome(state, run, final, at, elapsed)
         if run.announced > COMMIT:  # commitment_breached was announced
             sink.warning(state, run, RESOLVED, final, at, elapsed)

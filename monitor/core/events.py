@@ -14,7 +14,8 @@ import orjson
 from .instants import InstantError, parse_instant
 from .vocabulary import DEFAULT_SEGMENT, EVENT_TYPES, NODE_TYPES, STATUS_CHANGED
 
-_TYPES = frozenset(EVENT_TYPES)
+_NODE, _STATUS, _ORDER = "node", "status", "order"  # what else an event type needs: a node, a status, nothing
+_KINDS = {t: _NODE if t in NODE_TYPES else _STATUS if t == STATUS_CHANGED else _ORDER for t in EVENT_TYPES}
 
 # How deeply `attrs` may nest objects and arrays (`attrs` itself is level 1). The monitor stores and emits attrs
 # inside its own JSON (order state, warnings, outcomes), and orjson writes at most 254 levels: anything deeper
@@ -57,21 +58,27 @@ def event_from_object(obj: Any) -> Event:
     """A decoded JSON value (or CSV row) -> Event, or Malformed with the reason."""
     if type(obj) is not dict:
         raise Malformed(f"an event must be a JSON object, got {type(obj).__name__}")
-    get = obj.get
-    event_id, order_id, process, etype, at_text = get("event_id"), get("order_id"), get("process"), get("type"), get("at")
-    # fast path: every required text present and non-empty; otherwise find the first problem for the message
+    # fast path (every event of a clean log, once each: keep it lean): the required texts are present, non-empty
+    # strings; otherwise the checks in field order find the first problem for the message
+    try:
+        event_id, order_id, process, etype, at_text = obj["event_id"], obj["order_id"], obj["process"], obj["type"], \
+            obj["at"]
+    except KeyError:
+        event_id = None
     if not (type(event_id) is str and event_id and type(order_id) is str and order_id and type(process) is str
             and process and type(etype) is str and etype and type(at_text) is str and at_text):
         for key in ("event_id", "order_id", "process", "type", "at"):
             _required_text(obj, key)
-    if etype not in _TYPES:
+    kind = _KINDS.get(etype)
+    if kind is None:
         raise Malformed(f"unknown type {etype!r}")
+    get = obj.get
     node = status = None
-    if etype in NODE_TYPES:
+    if kind is _NODE:
         node = get("node")
         if type(node) is not str or not node:
             _required_text(obj, "node")
-    elif etype == STATUS_CHANGED:  # its `node`, if any, is ignored
+    elif kind is _STATUS:  # its `node`, if any, is ignored
         status = _required_text(obj, "status")
     try:
         at = parse_instant(at_text)
@@ -86,8 +93,12 @@ def event_from_object(obj: Any) -> Event:
     if attrs is not None:
         if type(attrs) is not dict:
             raise Malformed(f"field 'attrs' must be an object, got {type(attrs).__name__}")
-        if _deeper_than(attrs, MAX_ATTRS_DEPTH):
-            raise Malformed(f"field 'attrs' nests objects and arrays more than {MAX_ATTRS_DEPTH} levels deep")
+        for value in attrs.values():  # flat attrs (the common case) need no walk
+            if type(value) is dict or type(value) is list:
+                if _deeper_than(attrs, MAX_ATTRS_DEPTH):
+                    raise Malformed(f"field 'attrs' nests objects and arrays more than {MAX_ATTRS_DEPTH} levels "
+                                    "deep")
+                break
     if "\x00" in event_id:
         raise Malformed("field 'event_id' contains a NUL character")
     return Event(event_id, order_id, process, etype, node, at, segment, attrs or None, status)

@@ -19,6 +19,10 @@ MAX_INSTANT = (datetime(9999, 12, 31, 23, 59, 59, 999999) - _EPOCH_NAIVE) // _ON
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)\Z", re.ASCII)
 
 
+_match_rfc3339 = _RFC3339.match  # (bound once: parse_instant runs once per event read)
+_fromisoformat = datetime.fromisoformat
+
+
 class InstantError(ValueError):
     """A text that is not an RFC 3339 date-time with an offset."""
 
@@ -27,12 +31,12 @@ def parse_instant(text: str) -> int:
     """RFC 3339 text with offset -> microseconds since the epoch. Fractions beyond microseconds are truncated.
 
     Raises InstantError (and nothing else) for any other value, and for instants outside 1970..9999 in UTC."""
-    if type(text) is not str or not _RFC3339.match(text):
+    if type(text) is not str or not _match_rfc3339(text):
         raise InstantError(f"not an RFC 3339 time with offset: {text!r}")
     if "t" in text or "z" in text:
         text = text.upper()
     try:
-        dt = datetime.fromisoformat(text)
+        dt = _fromisoformat(text)
     except ValueError as exc:
         raise InstantError(f"not a valid time: {text!r} ({exc})") from None
     us = (dt - _EPOCH) // _ONE_US
@@ -41,10 +45,30 @@ def parse_instant(text: str) -> int:
     return us
 
 
+_DAY_US = 86400 * US
+_DAY_TEXTS: dict[int, str] = {}  # day number since the epoch -> "YYYY-MM-DDT" (outputs have few distinct days)
+_CLOCK_TEXTS = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]  # minute of the day -> "HH:MM:"
+_SECOND_TEXTS = [f"{s:02d}" for s in range(60)]
+
+
 def format_instant(us: int) -> str:
-    """Microseconds since the epoch -> RFC 3339 in UTC with `Z` (fraction only when not whole seconds)."""
-    # isoformat() writes the fraction only when there is one (always 6 digits then)
-    return (_EPOCH_NAIVE + timedelta(microseconds=us)).isoformat() + "Z"
+    """Microseconds since the epoch -> RFC 3339 in UTC with `Z` (fraction only when not whole seconds), exactly as
+    `(epoch + timedelta(microseconds=us)).isoformat() + "Z"` writes it (the fraction, when there is one, always
+    has 6 digits), from cached parts: outputs format millions of instants over few distinct days."""
+    if type(us) is not int:  # (a float from a caller's clock: datetime rounds it to the microsecond)
+        return (_EPOCH_NAIVE + timedelta(microseconds=us)).isoformat() + "Z"
+    day, rest = divmod(us, _DAY_US)
+    prefix = _DAY_TEXTS.get(day)
+    if prefix is None:
+        prefix = (_EPOCH_NAIVE + timedelta(days=day)).isoformat()[:11]  # raises past year 9999, as datetime does
+        if len(_DAY_TEXTS) > 100_000:
+            _DAY_TEXTS.clear()
+        _DAY_TEXTS[day] = prefix
+    seconds, fraction = divmod(rest, US)
+    minutes, second = divmod(seconds, 60)
+    if fraction:
+        return prefix + _CLOCK_TEXTS[minutes] + _SECOND_TEXTS[second] + "." + str(US + fraction)[1:] + "Z"
+    return prefix + _CLOCK_TEXTS[minutes] + _SECOND_TEXTS[second] + "Z"
 
 
 def to_datetime(us: int) -> datetime:

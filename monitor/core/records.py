@@ -46,10 +46,15 @@ def warning_record(state: OrderState, run: Run, kind: str, run_state: str, at: i
     """A warning (without `detected_at`, which only the live monitor adds). Called before the run counts the
     crossing (see `engine.Sink`): an early warning of a list is the one at index `run.announced`."""
     threshold = run.grade(run.announced) if kind == APPROACHING and run.grades is not None else None
+    if threshold is None:  # the common case in one literal (a replay builds one per crossing): the same fields
+        order_id, node, number = state.order_id, run.node, run.number
+        return {"warning_id": f"{order_id}:{node}:{number}:{kind}", "kind": kind, "order_id": order_id,
+                "process": state.process, "node": node, "run": number, "segment": run.segment, "owner": run.owner,
+                "policy_version": run.version, "attrs": run.attrs or {}, "state": run_state,
+                "started_at": format_instant(run.started_at), "crossed_at": format_instant(at),
+                "elapsed_s": elapsed / US, "commitment_s": run.commitment / US, "tolerance_s": run.tolerance / US}
     rec: dict[str, Any] = {"warning_id": warning_id(state.order_id, run.node, run.number, kind, threshold),
-                           "kind": kind}
-    if threshold is not None:
-        rec["threshold"] = threshold
+                           "kind": kind, "threshold": threshold}
     rec.update(run_fields(state, run))
     return _judged(rec, run, run_state, "crossed_at", at, elapsed)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .calendars import ALWAYS_OPEN
 from .policies import Limits
 from .vocabulary import IN_PROGRESS_BY_LEVEL, IN_PROGRESS_NORMAL
 
@@ -55,6 +56,22 @@ class Run:
             else 1 - len(limits.grades)
         self.due: int | None = None
 
+    @classmethod
+    def restore(cls, node: str, number: int, started_at: int, segment: str, attrs: dict | None, version: int,
+                commitment: int, tolerance: int, approaching: int | None, grades: Any, owner: str | None,
+                calendar_name: str | None, calendar: Any, pauses: tuple[tuple[int, int], ...], paused_at: int | None,
+                announced: int, due: int | None) -> Run:
+        """A run as `codec` stored it, every field given (no Limits built: the live worker decodes the runs of each
+        order of each batch)."""
+        run = cls.__new__(cls)
+        run.node, run.number, run.started_at, run.segment, run.attrs, run.version = \
+            node, number, started_at, segment, attrs, version
+        run.commitment, run.tolerance, run.approaching, run.grades, run.owner = \
+            commitment, tolerance, approaching, grades, owner
+        run.calendar_name, run.calendar, run.pauses, run.paused_at, run.announced, run.due = \
+            calendar_name, calendar, pauses, paused_at, announced, due
+        return run
+
     def first_crossing(self) -> int:
         """The index of the run's first crossing."""
         if self.grades is not None:
@@ -77,6 +94,10 @@ class Run:
     def elapsed(self, t: int) -> int:
         """Working time consumed from the start up to `t`, without paused spans."""
         cal = self.calendar
+        if not self.pauses and self.paused_at is None:  # the common case: one span, no pause
+            if cal is ALWAYS_OPEN:
+                return t - self.started_at if t > self.started_at else 0
+            return cal.working(self.started_at, t)
         total = 0
         seg_start = self.started_at
         for ps, pe in self.pauses:
@@ -109,7 +130,16 @@ class Run:
 
     def schedule(self) -> None:
         """Recompute `due`, the instant of the next crossing not yet announced."""
-        self.due = self.used_up(self.limit(self.announced)) if self.announced < DONE else None
+        k = self.announced
+        if k >= DONE:
+            self.due = None
+            return
+        amount = self.commitment if k == COMMIT else self.tolerance if k == TOLER else self.limit(k)
+        if not self.pauses and self.paused_at is None:  # the common case (used_up of one span), inlined
+            cal = self.calendar
+            self.due = self.started_at + amount if cal is ALWAYS_OPEN else cal.used_up(self.started_at, amount)
+        else:
+            self.due = self.used_up(amount)
 
     def pause(self, at: int) -> None:
         self.paused_at = at

@@ -17,6 +17,8 @@ from .vocabulary import (
     STATES,
 )
 
+_COMPLETED = frozenset((COMPLETED_NORMAL, COMPLETED_ACCEPTABLE, COMPLETED_WARNING))
+
 TIGHTEN_AT = 0.9  # rates.normal >= this: the commitment is easy to keep
 IMPROVE_BELOW = 0.1  # rates.normal < this: the flow needs fixing
 
@@ -40,7 +42,7 @@ class NodeTally:
     def add(self, state: str, elapsed_us: int | None = None) -> None:
         """One run in `state`; a completed run's working time (when given) joins the duration statistics."""
         self.counts[state] += 1
-        if elapsed_us is not None and state.startswith("completed_"):
+        if elapsed_us is not None and state in _COMPLETED:
             self.durations.append(elapsed_us)
 
     def row(self, process: str, node: str) -> dict[str, Any]:
@@ -76,15 +78,14 @@ class Summary:
     def __init__(self) -> None:
         self.tallies: dict[tuple[str, str], NodeTally] = {}
 
-    def _tally(self, process: str, node: str) -> NodeTally:
-        key = (process, node)
-        t = self.tallies.get(key)
-        if t is None:
-            t = self.tallies[key] = NodeTally()
-        return t
-
     def add(self, process: str, node: str, state: str, elapsed_us: int | None = None) -> None:
-        self._tally(process, node).add(state, elapsed_us)
+        # (once per run of a replay: the lookup and NodeTally.add inlined)
+        tally = self.tallies.get((process, node))
+        if tally is None:
+            tally = self.tallies[process, node] = NodeTally()
+        tally.counts[state] += 1
+        if elapsed_us is not None and state in _COMPLETED:
+            tally.durations.append(elapsed_us)
 
     def rows(self) -> list[dict[str, Any]]:
         return [t.row(p, n) for (p, n), t in sorted(self.tallies.items())]
