@@ -61,7 +61,8 @@ PRODUCER_BUFFER_MESSAGES = 10_000  # see recovery.raise_producer_buffer
 OUTPUTS = {WARNINGS_OUT: WARNINGS, OUTCOMES_OUT: OUTCOMES, DEADLETTER_OUT: DEADLETTER}
 BATCH_MAX = 2000  # messages per batch at most
 BATCH_WITHIN = 0.05  # seconds a batch waits for more messages
-PIPELINE_DEPTH = 2  # batches of a partition in flight at most (fast fetch: processed while earlier ones commit)
+BATCH_LIMIT = 5000  # fast fetch: records (outputs + table values) a partition's next batch grows to while the
+# previous one commits; beyond it the worker waits for that commit (back-pressure)
 OFFSETS_EVERY_S = 5.0  # fast fetch: a partition whose batches change nothing commits its offsets this often
 COMMIT_STALL_S = 60.0  # a commit running this long makes the worker not ready (it may be retrying a broker away)
 
@@ -124,8 +125,8 @@ class WorkerApp:
                                    int(settings.closed_retention * US), self.events_topic, self.ticks_topic,
                                    settings.max_state_bytes)
         self.writers = Writers(settings)
-        self.pipeline = CommitPipeline(lambda batch: self._commit(batch, always=True), self.processor.inflight,
-                                       PIPELINE_DEPTH)
+        self.pipeline = CommitPipeline(lambda batch: self._commit(batch, always=True), self._next_batch,
+                                       self.processor.inflight)
         self._last_commit: dict[int, float] = {}
         self.policy_feed = PolicyFeed(settings, names[POLICIES], self._policies_changed)
         self.offsets = Offsets(settings, f"{settings.app_id}-ticks")
@@ -222,23 +223,34 @@ class WorkerApp:
         return touched
 
     async def _on_fetched(self, messages: list[Any]) -> None:
-        """Fast fetch: the messages of one fetch, in order. Processed at once; each partition's batch is committed
-        in the pipeline, behind the partition's earlier batches, while the next fetch is processed. A batch that
-        changed nothing is committed (offsets only) when the partition committed nothing for OFFSETS_EVERY_S:
-        Faust does not see these messages, so it commits no offsets for them."""
+        """Fast fetch: the messages of one fetch, in order, processed at once. A partition with no commit running
+        commits its batch now; otherwise the batch grows until that commit is done (pipeline.py), and the worker
+        waits only when it has grown past BATCH_LIMIT."""
         await self.policy_feed.ready.wait()
         owned = self.writers.by_partition
         if any(m.partition not in owned for m in messages):  # not assigned (any more): its owner reads them
             messages = [m for m in messages if m.partition in owned]
         touched = contextvars.Context().run(self._process, messages)
-        now = time.monotonic()
         for p in sorted(touched):
-            batch = self.processor.take(p)
-            if batch is None:
-                continue
-            if batch.outputs or batch.changes or now - self._last_commit.get(p, 0.0) >= OFFSETS_EVERY_S:
-                self._last_commit[p] = now
-                await self.pipeline.submit(batch)
+            if not self.pipeline.busy(p):
+                batch = self._next_batch(p)
+                if batch is not None:
+                    self.pipeline.submit(batch)
+            elif self.processor.pending(p) >= BATCH_LIMIT:
+                await self.pipeline.wait_idle(p)  # its end submits the grown batch
+
+    def _next_batch(self, partition: int) -> Batch | None:
+        """The partition's batch to commit next, if any. One that changed nothing is committed (its offsets only)
+        when the partition committed nothing for OFFSETS_EVERY_S, and dropped otherwise (a later batch commits
+        later offsets): Faust does not see these messages, so it commits no offsets for them."""
+        batch = self.processor.take(partition)
+        if batch is None:
+            return None
+        now = time.monotonic()
+        if batch.outputs or batch.changes or now - self._last_commit.get(partition, 0.0) >= OFFSETS_EVERY_S:
+            self._last_commit[partition] = now
+            return batch
+        return None
 
     async def _commit(self, batch: Batch, always: bool = False) -> None:
         """Commit one partition's batch (outputs, table values, consumed offsets) in one transaction, then write

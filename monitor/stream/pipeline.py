@@ -1,30 +1,33 @@
-"""Commits of one worker's batches, pipelined: the next batch is processed while the previous ones commit.
+"""Commits of one worker's batches, off the processing path: a partition's next batch grows while its previous one
+commits.
 
 A batch's transaction takes several broker round trips (add partitions, produce, add offsets, commit); waiting for
-it before reading on left the worker idle for a good part of a backlog drain. Here each partition has a chain of
-commits: a batch's transaction starts only after the partition's previous one committed (one producer, one
-transaction at a time, in order), and while it runs the batch stays *in flight*: the processor reads an order's
-value from the partition's current batch first, then from its batches in flight (newest first), then from the
-local store, which receives a batch's values only after its transaction committed. So the state a batch is
-computed from is always the state the batches before it (committed or not) left, and a crash loses only
-uncommitted batches, whose input offsets were not committed either: they are read and processed again.
+it before reading on left the worker idle for a good part of a backlog drain, and delayed the ticks behind it. Here
+each partition has at most one transaction running. While it runs, the messages processed meanwhile collect in the
+partition's next batch (in the processor); when the transaction has committed, `take_next` hands that batch over
+and its transaction starts at once. So the worker never waits for a commit unless a partition's next batch has
+grown past its limit (`wait_idle`, back-pressure), batches are as large as the broker's round trips make them, and a
+partition's transactions run one at a time, in order, on its one producer.
 
-At most `depth` batches of a partition are in flight; `submit` waits for the oldest beyond that (back-pressure).
-A revoked partition's chain is finished (`settle`) before its producer is closed, so a revocation never cuts a
-transaction off (which would look like fencing). A failed commit (fenced, or an error the writer does not retry)
-ends the worker: the batches after it were computed from its values.
+The batch in flight stays readable: the processor reads an order's value from the partition's growing batch first,
+then from its batch in flight, then from the local store, which receives a batch's values only after its
+transaction committed. So a batch is computed from exactly the state the batches before it left, committed or not;
+a crash loses only uncommitted batches, whose input offsets were not committed either: they are read and processed
+again.
 
-The writer retries a transaction while the broker is away, so a commit may take long; it must not take forever
-(alive and deaf): `stalled_for` tells how long the oldest commit has been running (the worker is not ready while
-it is over a minute), and a commit still running after `deadline_s` ends the worker (its supervisor restarts it;
-the partition's next owner aborts the open transaction).
+A failed commit (fenced, or an error the writer does not retry) ends the worker: the batches after it were computed
+from its values. The writer retries a transaction while the broker is away, so a commit may take long; it must not
+take forever (alive and deaf): `stalled_for` tells how long the running commit has been running (the worker is not
+ready while it is over a minute), and a commit still running after `deadline_s` ends the worker (its supervisor
+restarts it; the partition's next owner aborts the open transaction). `settle` waits until nothing is in flight
+(revocation, stop), committing the batches that grew meanwhile too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .fatal import fatal
@@ -32,45 +35,44 @@ from .writer import Fenced
 
 
 class CommitPipeline:
-    def __init__(self, commit: Callable[[Any], Awaitable[None]], inflight: dict[int, list[Any]], depth: int = 2,
-                 deadline_s: float = 16 * 60.0, on_fatal: Callable[[str, BaseException], Any] = fatal,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, commit: Callable[[Any], Awaitable[None]], take_next: Callable[[int], Any | None],
+                 inflight: dict[int, list[Any]], deadline_s: float = 16 * 60.0,
+                 on_fatal: Callable[[str, BaseException], Any] = fatal, clock: Callable[[], float] = time.monotonic):
         self._commit = commit  # commits one batch (transaction, then the local store)
-        self.inflight = inflight  # partition -> its batches in flight, oldest first (read by the processor)
-        self.depth = depth
+        self._take_next = take_next  # the partition's next batch to commit, or None
+        self.inflight = inflight  # partition -> its batch in flight (a list, read by the processor)
         self.deadline_s = deadline_s
         self._fatal = on_fatal
         self._clock = clock
-        self._tasks: dict[int, list[asyncio.Task]] = {}
-        self._committing: dict[asyncio.Task, float] = {}  # commit -> when its transaction started
+        self._running: dict[int, asyncio.Task] = {}
+        self._started: dict[int, float] = {}
+
+    def busy(self, partition: int) -> bool:
+        return partition in self._running
 
     def stalled_for(self) -> float:
         """Seconds the longest-running commit has been running (0 when none runs)."""
-        if not self._committing:
+        if not self._started:
             return 0.0
-        return self._clock() - min(self._committing.values())
+        return self._clock() - min(self._started.values())
 
-    def pending(self, partition: int) -> int:
-        return len(self._tasks.get(partition, ()))
-
-    async def submit(self, batch: Any) -> None:
-        """Start committing `batch` after the partition's earlier batches; returns once at most `depth` batches of
-        the partition are in flight."""
+    def submit(self, batch: Any) -> None:
+        """Start committing `batch`; its partition must not be busy."""
         p = batch.partition
-        tasks = self._tasks.setdefault(p, [])
-        previous = tasks[-1] if tasks else None
-        self.inflight.setdefault(p, []).append(batch)
-        task = asyncio.ensure_future(self._run(batch, previous))
-        tasks.append(task)
-        while len(tasks) > self.depth:
-            await asyncio.shield(tasks[0])
+        assert p not in self._running, f"partition {p} has a commit running"
+        self.inflight[p] = [batch]
+        self._started[p] = self._clock()
+        self._running[p] = asyncio.ensure_future(self._run(batch))
 
-    async def _run(self, batch: Any, previous: asyncio.Task | None) -> None:
+    async def wait_idle(self, partition: int) -> None:
+        """Wait until the partition's running commit (if any) has finished."""
+        task = self._running.get(partition)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _run(self, batch: Any) -> None:
         p = batch.partition
         try:
-            if previous is not None:
-                await asyncio.shield(previous)
-            self._committing[asyncio.current_task()] = self._clock()
             await asyncio.wait_for(self._commit(batch), self.deadline_s)
         except TimeoutError as exc:
             self._fatal(f"a batch did not commit within {self.deadline_s:.0f} s (partition {p}); stopping", exc)
@@ -81,17 +83,16 @@ class CommitPipeline:
         except Exception as exc:  # noqa: BLE001 - later batches were computed from this one's values
             self._fatal("committing a batch failed", exc)
         finally:
-            self._committing.pop(asyncio.current_task(), None)
-            batches = self.inflight.get(p)
-            if batches and batch in batches:
-                batches.remove(batch)
-            tasks = self._tasks.get(p)
-            if tasks and asyncio.current_task() in tasks:
-                tasks.remove(asyncio.current_task())
+            self.inflight.pop(p, None)
+            self._started.pop(p, None)
+            if self._running.get(p) is asyncio.current_task():
+                del self._running[p]
+        following = self._take_next(p)
+        if following is not None:
+            self.submit(following)
 
-    async def settle(self, partitions: Iterable[int] | None = None) -> None:
-        """Wait until the batches in flight of `partitions` (all when None) have committed."""
-        chosen = list(self._tasks) if partitions is None else list(partitions)
-        tasks = [t for p in chosen for t in self._tasks.get(p, ())]
-        if tasks:
-            await asyncio.gather(*(asyncio.shield(t) for t in tasks), return_exceptions=True)
+    async def settle(self) -> None:
+        """Wait until no commit runs, the batches that grew meanwhile committed too."""
+        while self._running:
+            await asyncio.gather(*(asyncio.shield(t) for t in list(self._running.values())),
+                                 return_exceptions=True)

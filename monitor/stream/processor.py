@@ -156,7 +156,7 @@ class Processor:
         self.clocks: dict[int, PartitionClock] = {}
         self._sinks: dict[int, LiveSink] = {}
         self._batches: dict[int, Batch] = {}
-        # partition -> its taken batches whose transaction has not committed yet, oldest first (pipeline.py)
+        # partition -> its taken batches whose transaction has not committed yet, oldest first (pipeline.py: one)
         self.inflight: dict[int, list[Batch]] = {}
 
     # ---------------------------------------------------------------- assignment
@@ -210,6 +210,11 @@ class Processor:
     def take(self, partition: int) -> Batch | None:
         """The partition's changes since the last `take` (None when there are none), to be committed."""
         return self._batches.pop(partition, None)
+
+    def pending(self, partition: int) -> int:
+        """Records (outputs and table values) the partition's batch holds so far."""
+        batch = self._batches.get(partition)
+        return 0 if batch is None else len(batch.outputs) + len(batch.changes)
 
     def _batch(self, partition: int) -> Batch:
         batch = self._batches.get(partition)

@@ -94,9 +94,10 @@ def warnings_by_id(topics: Topics, tag: str) -> Counter:
     return Counter(w["warning_id"] for w in topics.records("sla.warnings") if w["order_id"].startswith(tag))
 
 
-def test_kill_9_mid_stream_loses_no_warning_and_graceful_restart_repeats_none(setup, tmp_path):
+@pytest.mark.parametrize("fast_fetch", ["1", "0"])  # 0: Faust's own loop, the agent's take_events, serial commits
+def test_kill_9_mid_stream_loses_no_warning_and_graceful_restart_repeats_none(setup, tmp_path, fast_fetch):
     topics, pol, new_worker = setup
-    w = new_worker("a").start()
+    w = new_worker("a", SLAMON_FAST_FETCH=fast_fetch).start()
     w.wait_ready()
     tag = f"crash{uuid.uuid4().hex[:5]}"
     events = stream_of_orders(tag, now() + seconds(1), 24, 0.4, random.Random(1))

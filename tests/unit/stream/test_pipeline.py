@@ -50,62 +50,66 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def test_a_partitions_batches_commit_one_after_the_other_in_order_and_stay_readable_until_then():
+class Grower:
+    """The processor's side: the next batch of each partition, growing while its previous one commits."""
+
+    def __init__(self):
+        self.next: dict[int, FakeBatch] = {}
+
+    def add(self, partition, name):
+        self.next[partition] = FakeBatch(partition, name)
+
+    def take(self, partition):
+        return self.next.pop(partition, None)
+
+
+def pipeline(broker, grower, **kw):
+    kw.setdefault("on_fatal", lambda m, e: broker.fatal.append((m, e)))
+    return CommitPipeline(broker.commit, grower.take, kw.pop("inflight", {}), **kw)
+
+
+def test_the_next_batch_commits_when_the_running_one_has_committed_and_is_readable_until_then():
     async def main():
-        broker, inflight = Broker(), {}
-        pipe = CommitPipeline(broker.commit, inflight, depth=3, on_fatal=lambda m, e: broker.fatal.append((m, e)))
-        a, b, other = FakeBatch(0, "a"), FakeBatch(0, "b"), FakeBatch(1, "x")
-        await pipe.submit(a)
-        await pipe.submit(b)
-        await pipe.submit(other)
-        await until(lambda: broker.started == ["a", "x"])  # b waits for a; partition 1 does not
-        assert inflight == {0: [a, b], 1: [other]}
+        broker, grower, inflight = Broker(), Grower(), {}
+        pipe = pipeline(broker, grower, inflight=inflight)
+        a, other = FakeBatch(0, "a"), FakeBatch(1, "x")
+        pipe.submit(a)
+        pipe.submit(other)
+        assert pipe.busy(0) and pipe.busy(1) and not pipe.busy(2)
+        with pytest.raises(AssertionError):
+            pipe.submit(FakeBatch(0, "too early"))  # one transaction per partition at a time
+        grower.add(0, "b")  # processed meanwhile: grows instead of committing
+        await until(lambda: broker.started == ["a", "x"])
+        assert inflight == {0: [a], 1: [other]}
         broker.finish("a")
-        await until(lambda: broker.started == ["a", "x", "b"])
-        assert inflight[0] == [b]
+        await until(lambda: broker.started == ["a", "x", "b"])  # taken and started as soon as a committed
+        assert [b.name for b in inflight[0]] == ["b"] and grower.next == {}
         broker.finish("b")
         broker.finish("x")
         await pipe.settle()
         assert broker.finished[:1] == ["a"] and sorted(broker.finished) == ["a", "b", "x"]
-        assert inflight == {0: [], 1: []} and pipe.pending(0) == 0 and broker.fatal == []
+        assert inflight == {} and not pipe.busy(0) and broker.fatal == []
 
     run(main())
 
 
-def test_submit_waits_while_more_than_depth_batches_of_the_partition_are_in_flight():
+def test_wait_idle_waits_for_the_running_commit_and_settle_commits_what_grew_meanwhile():
     async def main():
-        broker, inflight = Broker(), {}
-        pipe = CommitPipeline(broker.commit, inflight, depth=2, on_fatal=lambda m, e: None)
-        await pipe.submit(FakeBatch(0, "a"))
-        await pipe.submit(FakeBatch(0, "b"))
-        third = asyncio.ensure_future(pipe.submit(FakeBatch(0, "c")))
-        await until(lambda: broker.started == ["a"])
-        await asyncio.sleep(0.01)
-        assert not third.done()  # three in flight, depth 2: back-pressure until the oldest committed
-        broker.finish("a")
-        await asyncio.wait_for(third, 2)
-        assert pipe.pending(0) == 2
-        broker.finish("b")
-        broker.finish("c")
-        await pipe.settle([0])
-        assert broker.finished == ["a", "b", "c"]
-
-    run(main())
-
-
-def test_settle_waits_for_every_batch_in_flight():
-    async def main():
-        broker = Broker()
-        pipe = CommitPipeline(broker.commit, {}, depth=5, on_fatal=lambda m, e: None)
-        for name in "abc":
-            await pipe.submit(FakeBatch(0, name))
+        broker, grower = Broker(), Grower()
+        pipe = pipeline(broker, grower)
+        pipe.submit(FakeBatch(0, "a"))
+        waiting = asyncio.ensure_future(pipe.wait_idle(0))
+        grower.add(0, "b")
         settled = asyncio.ensure_future(pipe.settle())
         await asyncio.sleep(0.01)
-        assert not settled.done()
-        for name in "abc":
-            broker.finish(name)
+        assert not waiting.done() and not settled.done()
+        broker.finish("a")
+        await asyncio.wait_for(waiting, 2)
+        await until(lambda: broker.started == ["a", "b"])
+        assert not settled.done()  # b grew while a committed: settled only once b committed too
+        broker.finish("b")
         await asyncio.wait_for(settled, 2)
-        assert broker.finished == ["a", "b", "c"]
+        assert broker.finished == ["a", "b"]
 
     run(main())
 
@@ -114,8 +118,8 @@ def test_settle_waits_for_every_batch_in_flight():
 def test_a_failed_commit_is_fatal(exc, says):
     async def main():
         broker, calls = Broker(), []
-        pipe = CommitPipeline(broker.commit, {}, depth=2, on_fatal=lambda m, e: calls.append((m, e)))
-        await pipe.submit(FakeBatch(0, "a"))
+        pipe = pipeline(broker, Grower(), on_fatal=lambda m, e: calls.append((m, e)))
+        pipe.submit(FakeBatch(0, "a"))
         broker.finish("a", exc)
         await pipe.settle()
         assert len(calls) == 1 and says in calls[0][0] and calls[0][1] is exc
@@ -126,10 +130,10 @@ def test_a_failed_commit_is_fatal(exc, says):
 def test_a_commit_past_the_deadline_is_fatal_and_a_long_one_shows_as_stalled():
     async def main():
         broker, calls, now = Broker(), [], [100.0]
-        pipe = CommitPipeline(broker.commit, {}, depth=2, deadline_s=0.05,
-                              on_fatal=lambda m, e: calls.append(m), clock=lambda: now[0])
+        pipe = pipeline(broker, Grower(), deadline_s=0.05, on_fatal=lambda m, e: calls.append(m),
+                        clock=lambda: now[0])
         assert pipe.stalled_for() == 0
-        await pipe.submit(FakeBatch(0, "a"))  # never finished by the test: a wedged transaction
+        pipe.submit(FakeBatch(0, "a"))  # never finished by the test: a wedged transaction
         await until(lambda: broker.started == ["a"])
         now[0] = 161.0
         assert pipe.stalled_for() == 61.0
