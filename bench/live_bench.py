@@ -144,11 +144,11 @@ def start_worker(env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess
 class GroupLag:
     """Consumer lag of a group on a topic (end offsets minus committed offsets), on clients kept open."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str):
+    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int):
         from aiokafka import AIOKafkaConsumer
         from aiokafka.admin import AIOKafkaAdminClient
 
-        self.group, self.topic = group, topic
+        self.group, self.topic, self.partitions = group, topic, partitions
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
 
@@ -165,12 +165,15 @@ class GroupLag:
         from aiokafka import TopicPartition
 
         committed = await self.admin.list_consumer_group_offsets(self.group)
-        tps = [TopicPartition(self.topic, p) for p in self.consumer.partitions_for_topic(self.topic) or []]
+        # (not partitions_for_topic: a consumer that subscribed to nothing has no metadata for the topic, and
+        # the lag would always read 0)
+        tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
         ends = await self.consumer.end_offsets(tps)
         return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
 
 
-async def live_phase(bootstrap: str, prefix: str, group: str, rate: float, seconds: float) -> tuple[list[float], int]:
+async def live_phase(bootstrap: str, prefix: str, group: str, rate: float, seconds: float,
+                     partitions: int) -> tuple[list[float], int]:
     """Produce orders at `rate` events/s for `seconds`, each event when its `at` comes. Returns how late each
     event was written (seconds after its `at`) and the largest consumer lag seen (sampled every second)."""
     from aiokafka import AIOKafkaProducer
@@ -188,7 +191,7 @@ async def live_phase(bootstrap: str, prefix: str, group: str, rate: float, secon
     late: list[float] = []
     max_lag = 0
     try:
-        async with GroupLag(bootstrap, group, topic) as lag:
+        async with GroupLag(bootstrap, group, topic, partitions) as lag:
             i, next_lag = 0, start
             while i < len(payloads):
                 now = time.time()
@@ -398,8 +401,10 @@ def live_phase_report(args: argparse.Namespace, info: Any, tmp: Path, run: str,
     w = start_worker(worker_env(prefix, 16803), tmp / "w2.log")
     try:
         print(f"live: {rate:,.0f} events/s for {args.seconds:.0f} s, tick {args.tick} s ...", flush=True)
+        c0, t0 = cpu_seconds(w.pid), time.monotonic()
         late, max_lag = asyncio.run(live_phase(info.kafka_bootstrap, prefix, prefix.rstrip("."), rate,
-                                               args.seconds))
+                                               args.seconds, args.partitions))
+        share = (cpu_seconds(w.pid) - c0) / (time.monotonic() - t0)
         time.sleep(4 + 2 * args.tick)  # let the last runs cross their limits
         delays = asyncio.run(read_delays(info.kafka_bootstrap, f"{prefix}sla.warnings"))
     finally:
@@ -408,7 +413,8 @@ def live_phase_report(args: argparse.Namespace, info: Any, tmp: Path, run: str,
     if delays:
         print(f"live: {len(delays):,} crossings; detected_at - crossed_at: p50 {pct(delays, 0.5):.3f} s, "
               f"p90 {pct(delays, 0.9):.3f} s, p99 {pct(delays, 0.99):.3f} s, max {max(delays):.3f} s "
-              f"(tick {args.tick} s); max consumer lag {max_lag:,} events; mean {statistics.fmean(delays):.3f} s")
+              f"(tick {args.tick} s); max consumer lag {max_lag:,} events; mean {statistics.fmean(delays):.3f} s; "
+              f"the worker used {share:.0%} of a core")
     if late:
         print(f"live: the producer wrote events after their `at` by p50 {pct(late, 0.5):.3f} s, p99 "
               f"{pct(late, 0.99):.3f} s, max {max(late):.3f} s (part of the delays above when large)")

@@ -64,6 +64,7 @@ BATCH_WITHIN = 0.05  # seconds a batch waits for more messages
 BATCH_LIMIT = 5000  # fast fetch: records (outputs + table values) a partition's next batch grows to while the
 # previous one commits; beyond it the worker waits for that commit (back-pressure)
 OFFSETS_EVERY_S = 5.0  # fast fetch: a partition whose batches change nothing commits its offsets this often
+COMMIT_INTERVAL_S = 0.1  # fast fetch: a partition's transactions start at least this far apart (light loads)
 COMMIT_STALL_S = 60.0  # a commit running this long makes the worker not ready (it may be retrying a broker away)
 
 
@@ -126,7 +127,7 @@ class WorkerApp:
                                    settings.max_state_bytes)
         self.writers = Writers(settings)
         self.pipeline = CommitPipeline(lambda batch: self._commit(batch, always=True), self._next_batch,
-                                       self.processor.inflight)
+                                       self.processor.inflight, interval_s=COMMIT_INTERVAL_S)
         self._last_commit: dict[int, float] = {}
         self.policy_feed = PolicyFeed(settings, names[POLICIES], self._policies_changed)
         self.offsets = Offsets(settings, f"{settings.app_id}-ticks")

@@ -7,7 +7,9 @@ each partition has at most one transaction running. While it runs, the messages 
 partition's next batch (in the processor); when the transaction has committed, `take_next` hands that batch over
 and its transaction starts at once. So the worker never waits for a commit unless a partition's next batch has
 grown past its limit (`wait_idle`, back-pressure), batches are as large as the broker's round trips make them, and a
-partition's transactions run one at a time, in order, on its one producer.
+partition's transactions run one at a time, in order, on its one producer. Under a light load a partition's
+transactions start at least `interval_s` apart (the batch in between grows), so that a trickle of events does not
+cost a transaction per fetch.
 
 The batch in flight stays readable: the processor reads an order's value from the partition's growing batch first,
 then from its batch in flight, then from the local store, which receives a batch's values only after its
@@ -36,12 +38,13 @@ from .writer import Fenced
 
 class CommitPipeline:
     def __init__(self, commit: Callable[[Any], Awaitable[None]], take_next: Callable[[int], Any | None],
-                 inflight: dict[int, list[Any]], deadline_s: float = 16 * 60.0,
+                 inflight: dict[int, list[Any]], deadline_s: float = 16 * 60.0, interval_s: float = 0.0,
                  on_fatal: Callable[[str, BaseException], Any] = fatal, clock: Callable[[], float] = time.monotonic):
         self._commit = commit  # commits one batch (transaction, then the local store)
         self._take_next = take_next  # the partition's next batch to commit, or None
         self.inflight = inflight  # partition -> its batch in flight (a list, read by the processor)
         self.deadline_s = deadline_s
+        self.interval_s = interval_s  # a partition's transactions start at least this far apart
         self._fatal = on_fatal
         self._clock = clock
         self._running: dict[int, asyncio.Task] = {}
@@ -72,19 +75,26 @@ class CommitPipeline:
 
     async def _run(self, batch: Any) -> None:
         p = batch.partition
+        started = self._clock()
         try:
-            await asyncio.wait_for(self._commit(batch), self.deadline_s)
-        except TimeoutError as exc:
-            self._fatal(f"a batch did not commit within {self.deadline_s:.0f} s (partition {p}); stopping", exc)
-        except Fenced as exc:
-            self._fatal("another worker owns a partition of this worker now (fenced); stopping", exc)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - later batches were computed from this one's values
-            self._fatal("committing a batch failed", exc)
+            try:
+                await asyncio.wait_for(self._commit(batch), self.deadline_s)
+            except TimeoutError as exc:
+                self._fatal(f"a batch did not commit within {self.deadline_s:.0f} s (partition {p}); stopping", exc)
+            except Fenced as exc:
+                self._fatal("another worker owns a partition of this worker now (fenced); stopping", exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - later batches were computed from this one's values
+                self._fatal("committing a batch failed", exc)
+            finally:
+                self.inflight.pop(p, None)
+                self._started.pop(p, None)
+            # a light load must not cost a transaction per fetch: the next batch grows for the rest of the interval
+            rest = self.interval_s - (self._clock() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
         finally:
-            self.inflight.pop(p, None)
-            self._started.pop(p, None)
             if self._running.get(p) is asyncio.current_task():
                 del self._running[p]
         following = self._take_next(p)

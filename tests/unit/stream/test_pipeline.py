@@ -142,3 +142,23 @@ def test_a_commit_past_the_deadline_is_fatal_and_a_long_one_shows_as_stalled():
         assert pipe.stalled_for() == 0
 
     run(main())
+
+
+def test_under_a_light_load_a_partitions_transactions_start_an_interval_apart():
+    async def main():
+        broker, grower = Broker(), Grower()
+        pipe = pipeline(broker, grower, interval_s=0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        pipe.submit(FakeBatch(0, "a"))
+        broker.finish("a")  # commits at once
+        await until(lambda: broker.finished == ["a"])
+        grower.add(0, "b")
+        assert pipe.busy(0)  # still: the next batch grows for the rest of the interval
+        await until(lambda: broker.started == ["a", "b"])
+        assert loop.time() - started >= 0.19
+        broker.finish("b")
+        await pipe.settle()
+        assert broker.finished == ["a", "b"]
+
+    run(main())
