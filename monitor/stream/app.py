@@ -376,9 +376,17 @@ def run_worker(settings: Settings, partitions: int) -> None:
     if settings.store.startswith("rocksdb"):
         asyncio.run(discard_stores_ahead(settings, Path(monitor.app.conf.tabledir), monitor.table.name,
                                          monitor.changelog_topic))
-    worker = faust.Worker(monitor.app, loglevel=settings.log_level, logging_config=logging_config(settings.log_level),
+    faust_worker(monitor.app, settings).execute_from_commandline()
+
+
+def faust_worker(app: faust.App, settings: Settings) -> faust.Worker:
+    """Faust's worker service for the app, without its terminal spinner: at log levels from `warning` up it wrote
+    cursor escapes and spinner frames into the output (which must hold JSON lines only) and set the root logger to
+    DEBUG for itself."""
+    worker = faust.Worker(app, loglevel=settings.log_level, logging_config=logging_config(settings.log_level),
                           quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    worker.spinner = None
+    return worker
 
 
 def _has_lz4() -> bool:

@@ -27,3 +27,13 @@ def test_the_static_membership_id_is_passed_to_the_consumer():
     settings = Settings.from_env({"SLAMON_STORE": "memory://", "SLAMON_APP_ID": "static-test",
                                   "SLAMON_GROUP_INSTANCE_ID": "slamon-worker-0"})
     assert WorkerApp(settings, 2).app.conf.consumer_group_instance_id == "slamon-worker-0"
+
+
+def test_the_faust_worker_has_no_terminal_spinner_at_any_log_level():
+    # the spinner wrote "\x1b[?25l" and its frames into the worker's output, which must be JSON lines only
+    from monitor.stream.app import WorkerApp, faust_worker
+
+    for level in ("warning", "error", "info"):
+        settings = Settings.from_env({"SLAMON_STORE": "memory://", "SLAMON_APP_ID": f"spin-{level}",
+                                      "SLAMON_LOG_LEVEL": level})
+        assert faust_worker(WorkerApp(settings, 2).app, settings).spinner is None
