@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from replay_bench import CALENDARS, POLICIES, generate  # noqa: E402
 
+from monitor.commands.backtest import default_shards, file_by_shard, run_backtest  # noqa: E402
 from monitor.core.policies import build_policy_set  # noqa: E402
 from monitor.eventlog import read_events, replay_file  # noqa: E402
 from monitor.reports.analyses import backtest, period_report, recommend  # noqa: E402
@@ -74,12 +75,12 @@ def export_xes(jsonl: Path, xes: Path, limit: int, process: str = "install") -> 
     return sum(len(v) for v in traces.values())
 
 
-def child(args: list[str]) -> tuple[float, float]:
+def child(args: list[str], cwd: str | None = None) -> tuple[float, float]:
     """(seconds, peak RSS MiB) of a command in a process of its own, measured by /usr/bin/time (a process forked
     from this one would count this process's memory as its own until it runs the command)."""
     t0 = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+                          text=True, cwd=cwd)
     elapsed = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"{' '.join(args)} failed with exit status {proc.returncode}: {proc.stderr[-500:]}")
@@ -90,6 +91,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=2, help="runs of each measurement; the fastest counts")
     ap.add_argument("--import-only", action="store_true", help="only the import (and its replay)")
+    ap.add_argument("--only", metavar="WORD", help="only the analyses whose label contains WORD (and the replay)")
+    ap.add_argument("--no-import", action="store_true", help="skip the import")
+    ap.add_argument("--import-baseline", metavar="DIR", help="also time the import of another source tree (e.g. "
+                    "`git archive HEAD monitor | tar -x -C DIR`), in turn with this one's")
     ap.add_argument("--xes-events", type=int, default=900_000, help="export the install orders among these first "
                     "events as XES (about 100 MB by default)")
     ap.add_argument("--events", type=int, default=1_000_000, help="the replay benchmark's file of this many events")
@@ -106,39 +111,64 @@ def main() -> int:
     policies, _ = build_policy_set([(f"{p['process']}.yaml", p) for p in POLICIES], CALENDARS)
     tighter, _ = build_policy_set([(f"{p['process']}.yaml", halved(p)) for p in POLICIES], CALENDARS)
     items = lambda: read_events(str(path))  # noqa: E731 - the source the commands build
+    by_shard = file_by_shard(str(path))  # the backtest's
+    shards = default_shards()  # as the command: one process per core
     print(f"{n:,} events, {os.cpu_count()} cores, {sys.implementation.name} {sys.version.split()[0]}; "
           f"fastest of {args.repeat} run(s) each", flush=True)
-    base = best(1 if args.import_only else args.repeat, lambda: replay_file(policies, str(path)))
-    print(f"{'replay':<34} {base:7.2f} s {n / base:>9,.0f} events/s  1.00", flush=True)
+    if not args.import_only:
+        base = best(1, lambda: replay_file(policies, str(path)))
+        print(f"{'replay':<34} {base:7.2f} s {n / base:>9,.0f} events/s", flush=True)
     runs = [
         ("report --period week (Berlin)", lambda: period_report(policies, items, "week", "Europe/Berlin")),
         ("report --period day --by-segment", lambda: period_report(policies, items, "day", "UTC", by_segment=True)),
-        ("backtest (two processes)", lambda: backtest(policies, tighter, items)),
-        ("backtest (one process)", lambda: backtest(policies, tighter, items, parallel=False)),
+        (f"backtest ({shards} processes)", lambda: run_backtest(policies, tighter, items, by_shard, shards=shards)),
+        ("backtest (one process)", lambda: run_backtest(policies, tighter, items, by_shard, shards=1)),
+        ("backtest, two replays (2 processes)", lambda: backtest(policies, tighter, items)),
         ("recommend --target 0.9", lambda: recommend(policies, items, 0.9, 0.975, 60_000_000, 30)),
     ]
     for label, fn in [] if args.import_only else runs:
-        t = best(args.repeat, fn)
-        print(f"{label:<34} {t:7.2f} s {n / t:>9,.0f} events/s  {base / t:.2f}", flush=True)
+        if args.only and args.only not in label:
+            continue
+        times, bases = [], []
+        for _ in range(args.repeat):  # in turn with a replay, so that both get the same share of a shared machine
+            times.append(best(1, fn))
+            bases.append(best(1, lambda: replay_file(policies, str(path))))
+        t, b = min(times), min(bases)
+        print(f"{label:<34} {t:7.2f} s {n / t:>9,.0f} events/s  {b / t:.2f} of the replay in turn with it "
+              f"({n / b:,.0f} events/s)", flush=True)
+    if args.no_import:
+        return 0
     xes = out / f"import-install-{args.xes_events}.xes"
     jsonl = out / f"import-install-{args.xes_events}.jsonl"
     if not xes.exists():
         print(f"exporting the first {args.xes_events:,} events as XES -> {xes}", flush=True)
         export_xes(path, xes, args.xes_events)
     slamon = [sys.executable, "-m", "monitor.cli"]
-    t_import, rss = min(child([*slamon, "import", "xes", str(xes), "--process", "install", "--out", str(jsonl)]) for _ in range(args.repeat))
-    m = sum(1 for _ in jsonl.open("rb"))
     policy_dir = out / "policies"
     policy_dir.mkdir(exist_ok=True)
     for p in POLICIES:
         (policy_dir / f"{p['process']}.yaml").write_bytes(orjson.dumps(p))  # JSON is YAML
     (policy_dir / "calendars.yaml").write_bytes(orjson.dumps(CALENDARS))
-    t_replay, rss_replay = min(child([*slamon, "replay", "--policies", str(policy_dir), "--events", str(jsonl),
-                                      "--json"]) for _ in range(args.repeat))
+    imported = [*slamon, "import", "xes", str(xes), "--process", "install", "--out"]
+    runs_import, runs_base, runs_replay = [], [], []
+    for _ in range(args.repeat):  # in turn, so that each gets the same share of a shared machine's load
+        runs_import.append(child([*imported, str(jsonl)], cwd=str(ROOT)))
+        if args.import_baseline:
+            runs_base.append(child([*imported, str(jsonl) + ".baseline"], cwd=args.import_baseline))
+        runs_replay.append(child([*slamon, "replay", "--policies", str(policy_dir), "--events", str(jsonl), "--json"],
+                                 cwd=str(ROOT)))
+    m = sum(1 for _ in jsonl.open("rb"))
+    t_replay, rss_replay = min(runs_replay)
     size = xes.stat().st_size / 2**20
-    print(f"{'import xes (' + f'{size:,.0f} MB' + ')':<34} {t_import:7.2f} s {m / t_import:>9,.0f} events/s  "
-          f"{t_replay / t_import:.2f} of `slamon replay` of its output ({m / t_replay:,.0f} events/s); "
-          f"peak RSS {rss:,.0f} MiB (replay {rss_replay:,.0f} MiB), whole processes", flush=True)
+    for label, runs in (("import xes", runs_import), ("import xes, baseline tree", runs_base)):
+        if runs:
+            t_import, rss = min(runs)
+            print(f"{label + ' (' + f'{size:,.0f} MB' + ')':<34} {t_import:7.2f} s {m / t_import:>9,.0f} events/s  "
+                  f"{t_replay / t_import:.2f} of `slamon replay` of its output ({m / t_replay:,.0f} events/s); "
+                  f"peak RSS {rss:,.0f} MiB (replay {rss_replay:,.0f} MiB), whole processes", flush=True)
+    if runs_base and Path(str(jsonl) + ".baseline").read_bytes() != jsonl.read_bytes():
+        print("the baseline tree's import wrote other events", flush=True)
+    Path(str(jsonl) + ".baseline").unlink(missing_ok=True)
     return 0
 
 

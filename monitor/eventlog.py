@@ -11,6 +11,8 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
 
+import orjson
+
 from .core.events import Event, Malformed, decode_event, event_from_object
 from .core.policies import PolicySet
 from .core.replay import Item, ReplaySink, Unsorted, replay
@@ -50,8 +52,12 @@ def _is_csv(path: str, first_line: bytes) -> bool:
     return not stripped.startswith((b"{", b"[", b'"')) and b"event_id" in stripped and b"," in stripped
 
 
-def read_events(path: str, progress: Progress | None = None) -> Iterator[Item]:
+def read_events(path: str, progress: Progress | None = None,
+                order_filter: Callable[[bytes | None], bool] | None = None) -> Iterator[Item]:
     """Events of a JSON Lines or CSV file, each an Event or a Malformed (with the reason).
+
+    `order_filter`: only the lines whose `order_id` (UTF-8 bytes, None when there is none) it accepts; a JSON line's
+    is read from the raw line (`order_key`), so the others are not even decoded.
 
     Raises EventFileError, naming the file and the line, when the file cannot be read to its end: a truncated or
     corrupt gzip stream, a CSV line that is not UTF-8 or not CSV, a CSV header without the required columns. The
@@ -67,11 +73,14 @@ def read_events(path: str, progress: Progress | None = None) -> Iterator[Item]:
             first = buffered.peek(4096).split(b"\n", 1)[0]  # type: ignore[union-attr]
             lines: Iterable[bytes] = buffered
             if _is_csv(path, first):
-                yield from _csv_events(path, buffered, progress, raw, size)
+                events = _csv_events(path, buffered, progress, raw, size)
+                yield from events if order_filter is None else _of_orders(events, order_filter)
                 return
             for n, line in enumerate(lines):
                 if progress is not None and n % 50_000 == 0:
                     progress.update(raw.tell(), size)
+                if order_filter is not None and not order_filter(order_key(line)):
+                    continue
                 if line.isspace():  # a blank line (bytes.isspace: the ASCII whitespace bytes.strip removes)
                     continue
                 try:
@@ -80,6 +89,39 @@ def read_events(path: str, progress: Progress | None = None) -> Iterator[Item]:
                     yield exc
     except _DAMAGED as exc:
         raise _damaged(path, n + 1, exc) from None
+
+
+def _of_orders(items: Iterable[Item], order_filter: Callable[[bytes | None], bool]) -> Iterator[Item]:
+    for item in items:
+        key = item.order_id.encode("utf-8", "surrogatepass") if type(item) is Event else None
+        if order_filter(key):
+            yield item
+
+
+_KEY = b'"order_id"'
+_KEY_COLON = b'"order_id":"'
+
+
+def order_key(line: bytes) -> bytes | None:
+    """The UTF-8 bytes of the `order_id` of a JSON line that is an event; for other lines (malformed, wherever
+    they are decoded) some bytes or None. Read from the raw line when it has no escape (no backslash) and `"order_id"`
+    occurs once, followed by `:"` or `: "` (the key cannot occur inside a JSON string, whose quotes would be
+    escaped, nor be written otherwise: in an event, that one occurrence is the top-level key); otherwise from the
+    decoded line."""
+    if line.count(_KEY) == 1 and b"\\" not in line:
+        for sep in (_KEY_COLON, b'"order_id": "'):
+            rest = line.partition(sep)[2]
+            if rest:
+                value, quote, _ = rest.partition(b'"')
+                if quote:
+                    return value
+                break
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    value = obj.get("order_id") if type(obj) is dict else None
+    return value.encode("utf-8", "surrogatepass") if type(value) is str else None
 
 
 _DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile)  # what a truncated or corrupt gzip stream raises

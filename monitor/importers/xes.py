@@ -1,7 +1,7 @@
 """IEEE XES event logs (plain or gzip) -> workflow events as JSON Lines, ordered by time (CONTRACTS.md section 11).
 
-The log is streamed with `iterparse`: each event element is read when it ends and cleared, each trace when it
-ends, so memory holds one trace at a time plus the output being put in time order (monitor/importers/sorting.py
+The log is streamed through expat: each event is read from its attributes' elements as they come, each trace is
+handed over when it ends, so memory holds one trace at a time plus the output being put in time order (monitor/importers/sorting.py
 spills it to temporary files beyond a chunk). Two modes:
 
 - `lifecycle`: each XES event with a lifecycle transition becomes one event (start, complete, suspend, resume,
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from xml.etree.ElementTree import Element, ParseError, iterparse
+from xml.etree.ElementTree import Element
+from xml.parsers.expat import ErrorString, ExpatError, ParserCreate
 
 import orjson
 
@@ -83,12 +84,16 @@ def _local(tag: str) -> str:
 
 def _value(el: Element, kind: str) -> Any:
     """The value of an XES attribute element of type `kind`: typed scalars, lists and containers (nested)."""
-    raw = el.get("value")
     if kind == "container":
         return {c.get("key", ""): _value(c, _local(c.tag)) for c in el if _local(c.tag) in _ATTRIBUTES}
     if kind == "list":
         values = next((c for c in el if _local(c.tag) == "values"), el)
         return [_value(c, _local(c.tag)) for c in values if _local(c.tag) in _ATTRIBUTES]
+    return _scalar(kind, el.get("value"))
+
+
+def _scalar(kind: str, raw: str | None) -> Any:
+    """The value of a scalar XES attribute of type `kind` written `raw`."""
     if raw is None:
         return None
     try:
@@ -118,33 +123,6 @@ def _instant(text: str) -> tuple[int, str]:
     return us, format_instant(us)
 
 
-def _event(el: Element, index: int) -> XesEvent:
-    name = transition = at_text = None
-    at = None
-    attrs: dict[str, Any] = {}
-    problem = None
-    for child in el:
-        key = child.get("key")
-        if key == NAME:
-            name = child.get("value")
-        elif key == TRANSITION:
-            transition = (child.get("value") or "").strip().lower() or None
-        elif key == TIMESTAMP:
-            try:
-                at, at_text = _instant(child.get("value") or "")
-            except InstantError:
-                problem = "bad_timestamp"
-        elif key is not None:
-            kind = _local(child.tag)
-            if kind in _ATTRIBUTES:
-                attrs[key] = _value(child, kind)
-    if problem is None and at is None:
-        problem = "no_timestamp"
-    if not name:
-        problem = "no_activity_name"
-    return XesEvent(index, name, transition, at, at_text, attrs, problem)
-
-
 def _open(path: str) -> IO[bytes]:
     raw = open(path, "rb")  # noqa: SIM115 - closed by the caller
     if raw.peek(2)[:2] == b"\x1f\x8b":
@@ -152,48 +130,117 @@ def _open(path: str) -> IO[bytes]:
     return raw
 
 
-def read_traces(path: str, log_name: list[str | None]) -> Iterator[tuple[str | None, list[XesEvent]]]:
-    """(trace name, its events in file order) per trace, streamed. `log_name[0]` is set to the log's
-    `concept:name` when the log has one (XES puts the log's attributes before its traces)."""
+def _handlers(path: str, log_name: list[str | None], finished: list[tuple[str | None, list[XesEvent]]]) -> Any:
+    """expat's start and end handlers that turn the elements of an XES log into (trace name, events), appended to
+    `finished` as each trace ends. (Closures: the state is read once per element, several million times.)
+
+    Depth 1 is the log, 2 its attributes and traces, 3 a trace's attributes and events, 4 an event's attributes
+    (whose own children, for lists and containers, are collected as elements and read by `_value`)."""
     depth = 0
-    root: Element | None = None
-    in_trace = False
+    in_trace = in_event = False
+    traces_done = 0
     trace_name: str | None = None
     events: list[XesEvent] = []
+    # the event being read
+    name = transition = at_text = problem = None
+    at: int | None = None
+    attrs: dict[str, Any] = {}
+    # a list or container attribute of the event, collected as elements until it ends
+    nested: list[Element] = []
+    nested_key = ""
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        nonlocal depth, in_trace, in_event, trace_name, name, transition, at, at_text, problem, attrs, nested_key
+        depth += 1
+        if depth == 4:
+            if not in_event:
+                return
+            key = attributes.get("key")
+            if key == NAME:
+                name = attributes.get("value")
+            elif key == TRANSITION:
+                transition = (attributes.get("value") or "").strip().lower() or None
+            elif key == TIMESTAMP:
+                try:
+                    at, at_text = _instant(attributes.get("value") or "")
+                except InstantError:
+                    problem = "bad_timestamp"
+            elif key is not None:
+                kind = _local(tag)
+                if kind in _SCALARS:
+                    attrs[key] = _scalar(kind, attributes.get("value"))
+                elif kind in _ATTRIBUTES:  # a list or container: its elements are kept until it ends
+                    nested_key = key
+                    nested.append(Element(tag, attributes))
+        elif depth > 4:
+            if nested:
+                element = Element(tag, attributes)
+                nested[-1].append(element)
+                nested.append(element)
+        elif depth == 3:
+            if in_trace:
+                kind = _local(tag)
+                if kind == "event":
+                    in_event = True
+                    name = transition = at_text = at = problem = None
+                    attrs = {}
+                elif kind in _SCALARS and attributes.get("key") == NAME:  # the trace's name
+                    trace_name = attributes.get("value")
+        elif depth == 2:
+            in_trace = _local(tag) == "trace"
+            if not in_trace and not traces_done and attributes.get("key") == NAME and _local(tag) in _SCALARS:
+                log_name[0] = attributes.get("value")  # the log's name (as of the first trace's end)
+        elif _local(tag) != "log":  # depth 1
+            raise XesError(f"{path}: not an XES log (the root element is <{_local(tag)}>, not <log>)")
+
+    def end(tag: str) -> None:
+        nonlocal depth, in_trace, in_event, traces_done, trace_name, events
+        depth -= 1
+        if depth >= 3:  # the element ended at depth 4 or more
+            if nested:
+                element = nested.pop()
+                if not nested:  # the list or container at depth 4 has ended
+                    attrs[nested_key] = _value(element, _local(element.tag))
+        elif depth == 2:
+            if in_event:
+                in_event = False
+                reason = problem
+                if reason is None and at is None:
+                    reason = "no_timestamp"
+                if not name:
+                    reason = "no_activity_name"
+                events.append(XesEvent(len(events), name, transition, at, at_text, attrs, reason))
+        elif depth == 1 and in_trace:
+            finished.append((trace_name, events))
+            traces_done += 1
+            in_trace, trace_name, events = False, None, []
+
+    return start, end
+
+
+CHUNK = 1 << 16  # bytes of the file parsed at a time
+
+
+def read_traces(path: str, log_name: list[str | None]) -> Iterator[tuple[str | None, list[XesEvent]]]:
+    """(trace name, its events in file order) per trace, streamed (expat, a chunk of the file at a time).
+    `log_name[0]` is set to the log's `concept:name` when the log has one (XES puts the log's attributes before
+    its traces)."""
+    finished: list[tuple[str | None, list[XesEvent]]] = []
+    parser = ParserCreate(namespace_separator="}")  # names as `namespace}local` (see _local)
+    parser.StartElementHandler, parser.EndElementHandler = _handlers(path, log_name, finished)
     try:
         with _open(path) as stream:
-            for action, el in iterparse(stream, events=("start", "end")):
-                if depth > 3:  # inside an event (its attributes): read when the event ends
-                    depth += 1 if action == "start" else -1
-                    continue
-                if action == "start":
-                    depth += 1
-                    if depth == 1:
-                        root = el
-                        if _local(el.tag) != "log":
-                            raise XesError(f"{path}: not an XES log (the root element is <{_local(el.tag)}>, "
-                                           "not <log>)")
-                    elif depth == 2:
-                        in_trace = _local(el.tag) == "trace"
-                    continue
-                tag = _local(el.tag)
-                if depth == 3 and in_trace:
-                    if tag == "event":
-                        events.append(_event(el, len(events)))
-                        el.clear()
-                    elif el.get("key") == NAME and tag in _SCALARS:  # the trace's name
-                        trace_name = el.get("value")
-                elif depth == 2 and in_trace:
-                    yield trace_name, events
-                    in_trace, trace_name, events = False, None, []
-                    root.clear()  # type: ignore[union-attr] - drop the finished trace (and what came before)
-                elif depth == 2 and el.get("key") == NAME and tag in _SCALARS:  # the log's name
-                    log_name[0] = el.get("value")
-                depth -= 1
-    except ParseError as exc:
-        line, column = exc.position
-        raise XesError(f"{path}: not well-formed XML at line {line}, column {column + 1} "
-                       f"({str(exc).split(':')[0]})") from None
+            while True:
+                data = stream.read(CHUNK)
+                parser.Parse(data, not data)
+                if finished:
+                    yield from finished
+                    finished.clear()
+                if not data:
+                    break
+    except ExpatError as exc:
+        raise XesError(f"{path}: not well-formed XML at line {exc.lineno}, column {exc.offset + 1} "
+                       f"({ErrorString(exc.code)})") from None
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise XesError(f"{path}: the compressed data is damaged or cut short ({exc})") from None
 

@@ -29,3 +29,14 @@ def test_lines_may_contain_spaces_and_large_times():
     for at, line in [(253402300799999999, b"a b c\n"), (0, b" lead\n"), (5, b"\n")]:
         sorter.add(at, line)
     assert list(sorter.lines()) == [b" lead\n", b"\n", b"a b c\n"]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_times_before_1970_and_far_ahead_sort_across_runs(chunk):
+    times = [5, -62135596800000000, 253402300799999999, 0, -1, 5, -1]
+    sorter = TimeSorter(chunk)
+    for i, at in enumerate(times):
+        sorter.add(at, b"%d\n" % i)
+    expected = [b"%d\n" % i for i, _ in sorted(enumerate(times), key=lambda x: x[1])]
+    assert list(sorter.lines()) == expected
+    sorter.close()

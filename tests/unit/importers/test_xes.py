@@ -254,3 +254,43 @@ def test_the_bpic_2017_sample_exported_as_xes_imports_back_to_the_same_runs(tmp_
     assert set(back["invalid"].values()) == {0}
     assert back["summary"] == first["summary"] and back["now"] == first["now"]
     assert sorted(w["crossed_at"] for w in back["warnings"]) == sorted(w["crossed_at"] for w in first["warnings"])
+
+
+def test_nested_attributes_prefixes_entities_and_odd_layouts_as_xml_reads_them(tmp_path):
+    """Read by expat as the events arrive: meta-attributes inside a scalar are ignored; a list without <values>
+    takes its own children; containers nest; prefixed elements, entities, comments, CDATA and attribute order
+    are XML's business; a log name after the first trace is not the process name; a trace's event outside
+    an <event> is not one."""
+    body = """<?xml version="1.0" encoding="UTF-8"?>
+<!-- a comment -->
+<x:log xmlns:x="http://www.xes-standard.org/" xes.version="1.0">
+ <x:trace><x:string value="t&amp;1" key="concept:name"/><!-- c --><x:string key="other" value="ignored"/>
+  <x:event>
+   <x:string key="concept:name" value="a&#233;"><x:string key="meta" value="m"/></x:string>
+   <x:string key="lifecycle:transition" value=" Start "/>
+   <x:date key="time:timestamp" value="2026-03-02T09:00:00+01:00"/>
+   <x:list key="plain"><x:int key="i" value="1"/><x:string key="s" value="two"/></x:list>
+   <x:container key="c"><x:container key="d"><x:float key="e" value="inf"/></x:container>
+     <x:boolean key="b" value=" TRUE "/></x:container>
+   <x:string key="note" value="line&#10;break"/>
+   <x:int key="bad" value="x1"/>
+  </x:event>
+  <x:string key="late" value="trace attribute after an event"/>
+ </x:trace>
+ <x:string key="concept:name" value="too-late"/>
+ <x:trace><x:string key="concept:name" value="t2"/>
+  <x:event><x:string key="concept:name" value="b"/><x:string key="lifecycle:transition" value="complete"/>
+   <x:date key="time:timestamp" value="2026-03-02T07:00:00"/></x:event>
+ </x:trace>
+</x:log>
+"""
+    path = tmp_path / "odd.xes"
+    path.write_text(body)
+    events, summary = run(path)
+    assert summary == {"traces": 2, "events_written": 2, "skipped": {}}
+    assert events == [
+        e("t2:0", "t2", "node_completed", "b", "2026-03-02T07:00:00Z", process="odd"),
+        e("t&1:0", "t&1", "node_started", "a\u00e9", "2026-03-02T09:00:00+01:00",
+          {"plain": [1, "two"], "c": {"d": {"e": "inf"}, "b": True}, "note": "line\nbreak", "bad": "x1"},
+          process="odd"),
+    ]
