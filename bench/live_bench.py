@@ -115,12 +115,13 @@ async def plain_loop(bootstrap: str, topic: str, out_topic: str, n: int) -> floa
         await p.stop()
 
 
-def metric(port: int, name: str) -> float:
+def metric(port: int, *names: str) -> float:
+    """The sum of the samples of `names` in one scrape of the worker's /metrics."""
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         body = r.read().decode()
-    return sum(s.value for f in text_string_to_metric_families(body) for s in f.samples if s.name == name)
+    return sum(s.value for f in text_string_to_metric_families(body) for s in f.samples if s.name in names)
 
 
 def start_worker(env: dict[str, str], log: Path, cwd: Path = ROOT) -> subprocess.Popen:
@@ -264,7 +265,7 @@ def drain_worker(name: str, env: dict[str, str], cwd: Path, log: Path, events: i
     w = start_worker(env, log, cwd)
     try:
         def done() -> float:
-            return metric(port, "sla_events_total") + metric(port, "sla_invalid_events_total")
+            return metric(port, "sla_events_total", "sla_invalid_events_total")  # one scrape per poll
 
         deadline = time.monotonic() + 1800
         while done() == 0:

@@ -74,7 +74,7 @@ def read_events(path: str, progress: Progress | None = None,
             lines: Iterable[bytes] = buffered
             if _is_csv(path, first):
                 events = _csv_events(path, buffered, progress, raw, size)
-                yield from events if order_filter is None else _of_orders(events, order_filter)
+                yield from events if order_filter is None else of_orders(events, order_filter)
                 return
             for n, line in enumerate(lines):
                 if progress is not None and n % 50_000 == 0:
@@ -91,7 +91,8 @@ def read_events(path: str, progress: Progress | None = None,
         raise _damaged(path, n + 1, exc) from None
 
 
-def _of_orders(items: Iterable[Item], order_filter: Callable[[bytes | None], bool]) -> Iterator[Item]:
+def of_orders(items: Iterable[Item], order_filter: Callable[[bytes | None], bool]) -> Iterator[Item]:
+    """The items whose `order_id` (UTF-8 bytes; None for a Malformed) `order_filter` accepts."""
     for item in items:
         key = item.order_id.encode("utf-8", "surrogatepass") if type(item) is Event else None
         if order_filter(key):

@@ -22,10 +22,9 @@ from zlib import crc32
 import orjson
 
 from ..core.backtest import DualReplay, EngineFailed, comparison_document
-from ..core.events import Event
 from ..core.policies import PolicySet
 from ..core.replay import Item, Unsorted
-from ..eventlog import Progress, read_events
+from ..eventlog import Progress, of_orders, read_events
 from ..reports.analyses import Items, backtest
 from ..reports.text import event_days, render_backtest
 from .common import load_or_report
@@ -219,20 +218,16 @@ def _child(conn: Any, current: PolicySet, candidate: PolicySet, shard_items: Sha
         conn.send(("error", exc))
 
 
-def _shard_of(order_id: bytes, shards: int) -> int:
-    return crc32(order_id) % shards
+def in_shard(shard: int, shards: int) -> Callable[[bytes | None], bool]:
+    """Whether an order_id (UTF-8 bytes; None: a line without one, which shard 0 takes) belongs to `shard`."""
+    return lambda key: (0 if key is None else crc32(key) % shards) == shard
 
 
 def items_by_shard(items: Items) -> ShardItems:
     """Any source of items, split by order: each shard goes through every item (decoded already)."""
 
     def shard_items(shard: int, shards: int) -> Iterator[Item]:
-        for item in items():
-            if type(item) is Event:
-                if shards == 1 or _shard_of(item.order_id.encode("utf-8", "surrogatepass"), shards) == shard:
-                    yield item
-            elif shard == 0:
-                yield item
+        return iter(items()) if shards == 1 else of_orders(items(), in_shard(shard, shards))
 
     return shard_items
 
@@ -256,4 +251,4 @@ def file_by_shard(path: str, progress: Progress | None = None) -> ShardItems:
 def _file_shard(path: str, shard: int, shards: int, progress: Progress | None) -> Iterator[Item]:
     if shards == 1:
         return read_events(path, progress)
-    return read_events(path, progress, lambda key: (0 if key is None else crc32(key) % shards) == shard)
+    return read_events(path, progress, in_shard(shard, shards))
