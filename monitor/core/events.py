@@ -6,9 +6,9 @@ checks them, in the contract's order, after this.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import orjson
 
 from .instants import InstantError, parse_instant
@@ -27,8 +27,10 @@ class Malformed(ValueError):
     """The event is not a valid workflow event; the message says why."""
 
 
-@dataclass(slots=True, eq=False, repr=False)
-class Event:
+class Event(msgspec.Struct, eq=False, gc=False):
+    """A well-formed workflow event (a msgspec Struct: built in C, a third of a dataclass's cost, and untracked by
+    the cyclic collector; it holds no cycles)."""
+
     event_id: str
     order_id: str
     process: str
@@ -118,8 +120,79 @@ def _deeper_than(value: dict[str, Any] | list[Any], limit: int) -> bool:
     return False
 
 
+_Text = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """An event as the fast path of `decode_event` reads it: the fields of the contract and no other, the required
+    texts present and non-empty, `attrs` left as raw JSON for orjson (which the rest of the monitor writes it with)."""
+
+    event_id: _Text
+    order_id: _Text
+    process: _Text
+    type: _Text
+    at: _Text
+    node: str | None = None
+    segment: str | None = None
+    attrs: msgspec.Raw = msgspec.Raw(b"")
+    status: str | None = None
+
+
+_decode_wire = msgspec.json.Decoder(_Wire).decode
+_WIRE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
+
 def decode_event(raw: bytes | str) -> Event:
-    """JSON bytes -> Event, or Malformed."""
+    """JSON bytes -> Event, or Malformed.
+
+    Two paths, one answer: a well-formed event with only the contract's fields is read by msgspec into `_Wire` (in C,
+    twice as fast as a dict and checks in Python) and checked for what remains; anything else (any problem, an
+    unknown field, attrs that orjson does not take) goes through `event_from_object(orjson.loads(raw))`, which finds
+    the first problem for the message. So the fast path only ever accepts what the full path accepts, and builds the
+    same Event."""
+    try:
+        wire = _decode_wire(raw)
+    except _WIRE_ERRORS:
+        return _decode_full(raw)
+    etype = wire.type
+    kind = _KINDS.get(etype)
+    node = status = None
+    if kind is _NODE:
+        node = wire.node
+        if not node:
+            return _decode_full(raw)
+    elif kind is _STATUS:
+        status = wire.status
+        if not status:
+            return _decode_full(raw)
+    elif kind is None:
+        return _decode_full(raw)
+    event_id = wire.event_id
+    attrs = wire.attrs
+    if attrs:
+        try:
+            attrs = orjson.loads(attrs)
+        except orjson.JSONDecodeError:
+            return _decode_full(raw)
+        if attrs is not None:
+            if type(attrs) is not dict:
+                return _decode_full(raw)
+            for value in attrs.values():  # as event_from_object: flat attrs need no walk
+                if type(value) is dict or type(value) is list:
+                    if _deeper_than(attrs, MAX_ATTRS_DEPTH):
+                        return _decode_full(raw)
+                    break
+    if "\x00" in event_id:
+        return _decode_full(raw)
+    try:
+        at = parse_instant(wire.at)
+    except InstantError:
+        return _decode_full(raw)
+    return Event(event_id, wire.order_id, wire.process, etype, node, at, wire.segment or DEFAULT_SEGMENT,
+                 attrs or None, status)
+
+
+def _decode_full(raw: bytes | str) -> Event:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

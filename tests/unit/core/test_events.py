@@ -66,3 +66,55 @@ def test_an_event_id_with_a_nul_character_is_malformed():
     # applied event ids are kept NUL-separated in the order's state: "a\x00b" would read as "a" and "b"
     with pytest.raises(Malformed, match="NUL"):
         decode_event(orjson.dumps({**BASE, "event_id": "a\x00b"}))
+
+
+def _outcome(decode, raw):
+    try:
+        e = decode(raw)
+    except Malformed as exc:
+        return ("malformed", str(exc))
+    return tuple(getattr(e, f) for f in ("event_id", "order_id", "process", "type", "node", "at", "segment", "attrs",
+                                         "status"))
+
+
+def test_the_fast_decoding_gives_the_full_path_answer_for_any_line():
+    # decode_event reads a well-formed event with msgspec and hands every other line to orjson + event_from_object:
+    # for each line below (valid events and mutations of them) both must give the same event or the same reason
+    import random
+
+    from monitor.core.events import _decode_full
+    rng = random.Random(5)
+    values = ["", "x", "o:1", "a\u0000b", "\u00e9", None, 0, 7, -1.5, 1e300, True, [], ["a"], {}, {"k": "v"},
+              "node_started", "node_completed", "order_completed", "status_changed", "node_paused", "node_exploded",
+              "2026-11-21T08:00:00Z", "2026-11-21T08:00:00.125Z", "2026-11-21T08:00:61Z", "2026-11-21T08:00:00",
+              "1969-12-31T23:59:59Z", "2026-11-21T09:00:00+01:00", "default", "gold"]
+    attrs = [None, {}, {"a": 1}, {"a": {"b": [1, {"c": 2}]}}, [1], "s", 3, _nested(40), _nested(30), _nested(33), _nested(32), {"n": 123456789012345678901234567890}]
+    fields = ["event_id", "order_id", "process", "type", "node", "at", "segment", "status", "attrs", "extra"]
+    lines = []
+    for _ in range(4_000):
+        obj = {"event_id": f"e{rng.randrange(9)}", "order_id": "o1", "process": "p",
+               "type": rng.choice(["node_started", "node_completed", "order_cancelled", "status_changed"]),
+               "node": "n", "at": "2026-11-21T08:00:00.5Z"}
+        for _ in range(rng.randrange(4)):
+            key = rng.choice(fields)
+            if rng.random() < 0.2:
+                obj.pop(key, None)
+            else:
+                obj[key] = rng.choice(attrs) if key == "attrs" else rng.choice(values)
+        lines.append(json.dumps(obj).encode())
+    lines += [b"", b" ", b"null", b"[]", b"{}", b"\xef\xbb\xbf" + lines[0], lines[0] + b"x", lines[0][:-1],
+              b'{"event_id":"a","event_id":"b","order_id":"o","process":"p","type":"order_completed",'
+              b'"at":"2026-11-21T08:00:00Z"}',
+              b'{"event_id":"\\ud800","order_id":"o","process":"p","type":"order_completed","at":"2026-11-21T08:00:00Z"}',
+              b'{"event_id":"a","order_id":"o","process":"p","type":"order_completed","at":"2026-11-21T08:00:00Z",'
+              b'"attrs":{"k":1e400}}',
+              b'{"event_id":"a","order_id":"o","process":"p","type":"order_completed","at":"2026-11-21T08:00:00Z",'
+              b'"attrs":{"k":"\\udc00"}}',
+              b'{"event_id":"a","order_id":"o","process":"p","type":"order_completed","at":"2026-11-21T08:00:00Z",'
+              b'"attrs":{"k":1}, "extra":1e400}']
+    seen = set()
+    for raw in lines:
+        expected = _outcome(_decode_full, raw)
+        assert _outcome(decode_event, raw) == expected, raw
+        seen.add(expected[0] == "malformed")
+    assert seen == {True, False}  # both kinds of line were tried

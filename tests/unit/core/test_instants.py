@@ -55,3 +55,38 @@ def test_random_texts_of_the_right_shape_raise_nothing_but_instant_error():
             continue
         assert MIN_INSTANT <= us <= MAX_INSTANT
         format_instant(us)  # every accepted instant can be written back
+
+
+def _full_parse(text):
+    """The uncached parse (regex and datetime), or the InstantError class."""
+    from monitor.core.instants import _parse_instant
+    try:
+        return _parse_instant(text)
+    except InstantError:
+        return InstantError
+
+
+def test_cached_minutes_give_the_full_parse_answer_for_every_text_after_them():
+    # parse_instant remembers the minutes (`YYYY-MM-DDTHH:MM:`) of the texts it accepted and reads the rest of later
+    # texts of the same minutes itself: seconds 60-99, non-ASCII digits, a missing point, other lengths and offsets
+    # must still be rejected or parsed exactly as the full parse does
+    rng = random.Random(11)
+    minutes = ["2026-04-01T00:00:", "2026-04-01t23:59:", "2026-04-01 12:30:", "1970-01-01T00:00:", "9999-12-31T23:59:"]
+    for m in minutes:
+        assert parse_instant(m + "00Z") == _full_parse(m + "00Z")  # warms the cache
+    tails = ["00Z", "59Z", "60Z", "99Z", "5Z", "05z", "05.1Z", "05.123Z", "05.123456Z", "05.1234567Z", "05,123Z",
+             "05.12aZ", "05.\u0661\u0662\u0663Z", "\u0660\u0665Z", "05.123+00:00", "05+01:00", "05.123456-01:00",
+             "05.123456 Z", "-5.123456Z", "+5.123456Z", "05.-12345Z", "05.12_456Z", "5_.123456Z", " 5.123456Z"]
+    texts = [m + t for m in minutes for t in tails]
+    for _ in range(5_000):
+        texts.append(rng.choice(minutes) + "".join(rng.choice("0123456789.Z+-: _\u0661") for _ in range(rng.choice(
+            (3, 7, 10)))))
+    for text in texts:
+        expected = _full_parse(text)
+        if expected is InstantError:
+            with pytest.raises(InstantError):
+                parse_instant(text)
+        else:
+            assert parse_instant(text) == expected, text
+    assert parse_instant("2026-04-01T00:00:59.999999Z") == parse_instant("2026-04-01T00:01:00Z") - 1
+    assert parse_instant("2026-04-01T00:00:07.250Z") == 1775001607250000  # 2026-04-01 is day 20544 since the epoch
