@@ -171,7 +171,7 @@ def decode_event(raw: bytes | str) -> Event:
     attrs = wire.attrs
     if attrs:
         try:
-            attrs = orjson.loads(attrs)
+            attrs = orjson.loads(bytes(attrs))  # (orjson takes bytes, not msgspec.Raw)
         except orjson.JSONDecodeError:
             return _decode_full(raw)
         if attrs is not None:

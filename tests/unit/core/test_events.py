@@ -118,3 +118,16 @@ def test_the_fast_decoding_gives_the_full_path_answer_for_any_line():
         assert _outcome(decode_event, raw) == expected, raw
         seen.add(expected[0] == "malformed")
     assert seen == {True, False}  # both kinds of line were tried
+
+
+def test_clean_events_take_the_fast_path(monkeypatch):
+    # the full path is the fallback for lines with a problem: a clean event, with or without attrs, never needs it
+    from monitor.core import events
+
+    def refuse(raw):
+        raise AssertionError(f"full path taken for {raw!r}")
+
+    monkeypatch.setattr(events, "_decode_full", refuse)
+    for extra in ({}, {"attrs": {"org:resource": "10045", "n": 3}}, {"attrs": None}, {"segment": "gold"},
+                  {"type": "status_changed", "status": "waiting", "node": None}, {"type": "order_completed"}):
+        assert decode_event(orjson.dumps({**BASE, **extra})).order_id == "o1"
