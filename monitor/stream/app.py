@@ -209,7 +209,9 @@ class WorkerApp:
         events fetched with it, found the events written before it not yet applied, and could only advance the
         clock to the last applied event's write time; under a steady load the warnings then waited one or two
         ticks more. Processing a tick after later events is what a delayed tick does, which is always safe: the
-        state it advances is only more complete (a completion applied first is never announced as a breach)."""
+        state it advances is only more complete (a completion applied first is never announced as a breach).
+        A tick that still came too early is held and released after the events of a later fetch catch up with it
+        (`Processor.release_held_tick`), not only by the next tick."""
         processor, ticks, touched = self.processor, self.ticks_topic, set()
         held = []
         for m in messages:
@@ -221,6 +223,8 @@ class WorkerApp:
         for m in held:
             processor.on_tick(m.partition, m.value, committed_offset(self.app, self.events_topic, m.partition),
                               m.offset)
+        for p in touched:
+            processor.release_held_tick(p)
         return touched
 
     async def _on_fetched(self, messages: list[Any]) -> None:

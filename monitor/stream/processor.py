@@ -66,6 +66,9 @@ class PartitionClock:
     applied_offset: int | None = None  # offset of the last workflow.events message processed
     applied_write_time: int = 0  # its Kafka timestamp (write time), microseconds
     watermark: int = 0  # the clock this partition's orders have been advanced to
+    # the latest tick that came before the events written ahead of it were applied: (its time, its end offset).
+    # `release_held_tick` advances to its time once they are, instead of waiting for the next tick.
+    held_tick: tuple[int, int] | None = None
 
 
 class LiveSink:
@@ -351,7 +354,28 @@ class Processor:
                          or (committed is not None and committed >= end))
         self.metrics.ticks.labels("true" if caught_up else "false").inc()
         self.metrics.tick_delay.observe(max(own - now, 0) / US)
-        mark = now if caught_up else min(now, clock.applied_write_time)
+        if caught_up:
+            if clock.held_tick is not None and now >= clock.held_tick[0]:
+                clock.held_tick = None
+        elif end is not None and (clock.held_tick is None or now >= clock.held_tick[0]):
+            clock.held_tick = (now, end)
+        return self._advance(batch, clock, partition, now if caught_up else min(now, clock.applied_write_time))
+
+    def release_held_tick(self, partition: int) -> int | None:
+        """After a batch's events: when the partition has a tick held back (it came before the events written ahead
+        of it were applied) and they now are, advance to the tick's time, as the tick itself would have if it had
+        come after them. Returns the watermark then, None when no tick was released."""
+        clock = self.clocks.get(partition)
+        if clock is None or clock.held_tick is None:
+            return None
+        now, end = clock.held_tick
+        if clock.applied_offset is None or clock.applied_offset + 1 < end:
+            return None
+        clock.held_tick = None
+        return self._advance(self._batch(partition), clock, partition, now)
+
+    def _advance(self, batch: Batch, clock: PartitionClock, partition: int, mark: int) -> int:
+        """Move the partition's watermark up to `mark` (never back) and advance the orders due by then."""
         if mark > clock.watermark:
             clock.watermark = mark
         wm = clock.watermark

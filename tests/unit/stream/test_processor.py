@@ -39,6 +39,7 @@ class Harness:
         self.offsets[partition] = offset
         self.proc.on_event(partition, offset, (T0 + int((write_s if write_s is not None else at_s) * S)) // 1000,
                            order.encode(), raw if raw is not None else orjson.dumps(body))
+        self.proc.release_held_tick(partition)  # as the worker does after each fetch's events
         self.commit()
         return offset
 
@@ -93,6 +94,31 @@ def test_a_tick_overtaking_a_backlog_announces_nothing_false():
     assert h.tick(21) == T0 + 21 * S
     assert h.warnings() == []
     assert [v["state"] for t, _, v in h.out if t == "outcomes"] == ["completed_normal"]
+
+
+def test_a_tick_that_came_too_early_is_released_once_the_events_before_it_are_applied():
+    h = Harness()
+    h.event("node_started", 0, order="a")
+    h.event("node_started", 0, order="b")
+    # the tick says 3 events were written before it: the third (offset 2) is not applied yet
+    assert h.tick(5, end=3) == T0 and h.warnings() == []
+    h.event("node_completed", 1, order="b", write_s=1)  # offset 2, in a later fetch
+    assert h.proc.release_held_tick(0) is None  # (Harness.event committed it already; released by then)
+    assert h.proc.clocks[0].watermark == T0 + 5 * S  # no second tick needed
+    assert h.warnings() == [("commitment_breached", "2026-11-21T08:00:03Z")]  # a's; b completed before
+    assert [v["state"] for t, _, v in h.out if t == "outcomes"] == ["completed_normal"]
+
+
+def test_a_held_tick_waits_for_every_event_written_before_it():
+    h = Harness()
+    h.event("node_started", 0, order="a")
+    assert h.tick(5, end=3) == T0
+    h.event("node_started", 4, order="c", write_s=4)  # offset 1: one more (offset 2) still to come
+    assert h.proc.clocks[0].watermark == T0 and h.proc.clocks[0].held_tick == (T0 + 5 * S, 3)  # still held
+    assert h.warnings() == []
+    h.event("node_started", 4.5, order="d", write_s=4.5)  # offset 2: now every event before the tick is applied
+    assert h.proc.clocks[0].watermark == T0 + 5 * S and h.proc.clocks[0].held_tick is None
+    assert h.warnings() == [("commitment_breached", "2026-11-21T08:00:03Z")]  # a's, by the released tick
 
 
 def test_under_lag_the_watermark_is_the_write_time_of_the_last_applied_event():
