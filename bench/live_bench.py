@@ -41,6 +41,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from monitor.localstack.procs import free_ports  # noqa: E402
+
 BASELINE = "e01877b"  # the worker before the batch path (end of the first round)
 
 POLICY = """process: bench
@@ -349,10 +351,19 @@ def main() -> int:
     args = ap.parse_args()
     if args.live_only and not args.rate:
         ap.error("--live-only needs --rate")
-    from monitor.localstack import up
+    from monitor.localstack import down, up
 
-    info = up()
     tmp = Path(tempfile.mkdtemp(prefix="slamon-bench-"))
+    # a stack of its own (a few seconds to start), stopped and removed at the end: the bench neither fills a
+    # user's stack with its topics nor leaves servers running
+    info = up(tmp / "stack")
+    try:
+        return run_phases(args, info, tmp)
+    finally:
+        down(tmp / "stack")
+
+
+def run_phases(args: argparse.Namespace, info: Any, tmp: Path) -> int:
     policies = tmp / "policies"
     policies.mkdir()
     (policies / "bench.yaml").write_text(POLICY)
@@ -378,7 +389,7 @@ def backlog_phase(args: argparse.Namespace, info: Any, tmp: Path, policies: Path
     # create the topics by starting a worker once, fill the events topic, then each consumer in turn
     prefix = f"bench{run}."
     events_topic = f"{prefix}workflow.events"
-    w = start_worker(worker_env(prefix, 16801), tmp / "w0.log")
+    w = start_worker(worker_env(prefix, free_ports(1)[0]), tmp / "w0.log")
     w.terminate()
     w.wait(30)
     print(f"backlog: producing {args.events:,} events to {events_topic} ...", flush=True)
@@ -388,11 +399,11 @@ def backlog_phase(args: argparse.Namespace, info: Any, tmp: Path, policies: Path
     print(plain.line(None), flush=True)
     if args.baseline and (tree := baseline_tree(args.baseline, tmp / "baseline")) is not None:
         base = drain_worker(f"slamon worker at {args.baseline} (baseline)",
-                            worker_env(prefix, 16804, f"{prefix}base"), tree, tmp / "w-base.log", args.events)
+                            worker_env(prefix, free_ports(1)[0], f"{prefix}base"), tree, tmp / "w-base.log", args.events)
         print(base.line(plain.rate), flush=True)
     else:
         base = None
-    ours = drain_worker("slamon worker (this checkout, memory store)", worker_env(prefix, 16802), ROOT,
+    ours = drain_worker("slamon worker (this checkout, memory store)", worker_env(prefix, free_ports(1)[0]), ROOT,
                         tmp / "w1.log", args.events)
     print(ours.line(plain.rate) + (f"; {ours.rate / base.rate:.2f}x the baseline's events/s, "
                                    f"{base.cpu / ours.cpu:.2f}x its events per CPU-second" if base else ""),
@@ -418,7 +429,7 @@ def live_phase_report(args: argparse.Namespace, info: Any, tmp: Path, run: str,
                       worker_env: Callable[..., dict[str, str]], rate: float) -> None:
     """A steady rate (half the measured capacity by default): consumer lag and detection delay."""
     prefix = f"benchlive{run}."
-    w = start_worker(worker_env(prefix, 16803), tmp / "w2.log")
+    w = start_worker(worker_env(prefix, free_ports(1)[0]), tmp / "w2.log")
     try:
         print(f"live: {rate:,.0f} events/s for {args.seconds:.0f} s, tick {args.tick} s ...", flush=True)
         c0, t0, p0 = cpu_seconds(w.pid), time.monotonic(), time.process_time()

@@ -1,5 +1,5 @@
-"""`make bench`: the replay benchmark, the manager's commands, then the live benchmark (which starts or reuses the
-local stack)."""
+"""`make bench`: the replay benchmark, the manager's commands, then the live benchmark (on a stack of its own,
+stopped and removed at its end)."""
 
 from __future__ import annotations
 
