@@ -225,6 +225,7 @@ class WorkerApp:
                               m.offset)
         for p in touched:
             processor.release_held_tick(p)
+        processor.flush_metrics()
         return touched
 
     async def _on_fetched(self, messages: list[Any]) -> None:

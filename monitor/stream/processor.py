@@ -38,7 +38,7 @@ from ..core.instants import US, format_instant, parse_instant
 from ..core.records import outcome_record, warning_record
 from ..core.vocabulary import CANCELLED, INTERNAL_ERROR, LEVELS, MALFORMED, RESOLVED
 from .deadlines import DeadlineIndex
-from .metrics import MonitorMetrics
+from .metrics import LabelKey, MonitorMetrics, PendingMoves
 from .table import decode_header, encode_value
 
 log = logging.getLogger("slamon.processor")
@@ -73,34 +73,44 @@ class PartitionClock:
 
 class LiveSink:
     """Turns what the engine decides for one partition's orders into output records, metric changes and gauge
-    moves. They wait in the sink until the message's outcome is kept (`keep`: records go to the batch, metrics move)
-    or dropped (`drop`)."""
+    moves. They wait in the sink until the message's outcome is kept (`keep`: records go to the batch, metric
+    changes to the processor's pending moves, applied when it flushes them) or dropped (`drop`)."""
 
-    def __init__(self, partition: int, engine: Engine, metrics: MonitorMetrics, clock: Callable[[], int]):
+    def __init__(self, partition: int, engine: Engine, metrics: MonitorMetrics, clock: Callable[[], int],
+                 pending: PendingMoves):
         self.partition = partition
         self.engine = engine
         self.metrics = metrics
         self.clock = clock
+        self.pending = pending
         self.out: list[tuple[str, bytes, dict[str, Any]]] = []
-        self.moves: list[Callable[[], None]] = []
+        self.incs: list[Any] = []  # counter children, one entry per increment
+        self.observed: list[tuple[Any, float]] = []  # (histogram child, value)
+        self.gauges: list[tuple[tuple[int, LabelKey], int]] = []  # ((partition, label key), delta)
 
     def keep(self, batch: Batch) -> None:
+        outputs = batch.outputs
         for kind, key, rec in self.out:
-            batch.outputs.append((kind, key, orjson.dumps(rec)))
-        for move in self.moves:
-            move()
+            outputs.append((kind, key, orjson.dumps(rec)))
+        pending = self.pending
+        pending.counts.update(self.incs)
+        pending.observed += self.observed
+        for key, delta in self.gauges:
+            pending.gauge[key] += delta
         self.drop()
 
     def drop(self) -> None:
         self.out.clear()
-        self.moves.clear()
+        self.incs.clear()
+        self.observed.clear()
+        self.gauges.clear()
 
     def _segment(self, state: OrderState, run: Run) -> str:
         return self.engine.policies.segment_label(state.process, run.segment)
 
     def _gauge(self, state: OrderState, run: Run, seg: str, announced: int, delta: int) -> None:
-        key = (state.process, run.node, seg, LEVELS[announced_level(announced)])
-        self.moves.append(lambda: self.metrics.in_progress.add(self.partition, key, delta))
+        self.gauges.append(((self.partition, (state.process, run.node, seg, LEVELS[announced_level(announced)])),
+                            delta))
 
     def run_counted(self, state: OrderState, run: Run) -> None:
         """An open run found in the table after recovery: counted in the gauge at its announced level."""
@@ -109,7 +119,7 @@ class LiveSink:
 
     def run_started(self, state: OrderState, run: Run) -> None:
         seg = self._segment(state, run)
-        self.moves.append(self.metrics.runs_started.labels(state.process, run.node, seg).inc)
+        self.incs.append(self.metrics.runs_started.labels(state.process, run.node, seg))
         self._gauge(state, run, seg, run.announced, 1)
 
     def warning(self, state: OrderState, run: Run, kind: str, run_state: str, at: int, elapsed: int) -> None:
@@ -121,9 +131,8 @@ class LiveSink:
             return
         seg = self._segment(state, run)
         m = self.metrics
-        self.moves.append(m.crossings.labels(state.process, run.node, seg, kind).inc)
-        delay = max(now - at, 0) / US
-        self.moves.append(lambda: m.delay.labels(kind).observe(delay))
+        self.incs.append(m.crossings.labels(state.process, run.node, seg, kind))
+        self.observed.append((m.delay.labels(kind), max(now - at, 0) / US))
         # called before the run counts this crossing: the level moves from before to after it
         if announced_level(run.announced) != announced_level(run.announced + 1):
             self._gauge(state, run, seg, run.announced, -1)
@@ -135,11 +144,10 @@ class LiveSink:
         self.out.append((OUTCOMES, state.order_id.encode(), rec))
         seg = self._segment(state, run)
         m = self.metrics
-        self.moves.append(m.outcomes.labels(state.process, run.node, seg, run_state).inc)
+        self.incs.append(m.outcomes.labels(state.process, run.node, seg, run_state))
         if run_state != CANCELLED:
-            ratio = elapsed / run.commitment
-            self.moves.append(lambda: m.duration.labels(state.process, run.node).observe(elapsed / US))
-            self.moves.append(lambda: m.ratio.labels(state.process, run.node).observe(ratio))
+            self.observed.append((m.duration.labels(state.process, run.node), elapsed / US))
+            self.observed.append((m.ratio.labels(state.process, run.node), elapsed / run.commitment))
         self._gauge(state, run, seg, run.announced, -1)
 
 
@@ -158,6 +166,7 @@ class Processor:
         self.deadlines = DeadlineIndex()
         self.clocks: dict[int, PartitionClock] = {}
         self._sinks: dict[int, LiveSink] = {}
+        self.metric_moves = PendingMoves(metrics.in_progress)  # kept messages' metric changes, until flush_metrics
         self._batches: dict[int, Batch] = {}
         # partition -> its taken batches whose transaction has not committed yet, oldest first (pipeline.py: one)
         self.inflight: dict[int, list[Batch]] = {}
@@ -208,6 +217,11 @@ class Processor:
             self.inflight.pop(p, None)
             self.metrics.in_progress.drop(p)
 
+    def flush_metrics(self) -> None:
+        """Apply the metric changes of the messages kept since the last call (the worker calls it after each
+        fetch's messages, before anything else can run)."""
+        self.metric_moves.flush()
+
     # ---------------------------------------------------------------- batches
 
     def take(self, partition: int) -> Batch | None:
@@ -246,7 +260,8 @@ class Processor:
     def _sink(self, partition: int) -> LiveSink:
         sink = self._sinks.get(partition)
         if sink is None:
-            sink = self._sinks[partition] = LiveSink(partition, self.engine, self.metrics, self.clock)
+            sink = self._sinks[partition] = LiveSink(partition, self.engine, self.metrics, self.clock,
+                                                         self.metric_moves)
         return sink
 
     def _value(self, partition: int, offset: int, state: OrderState) -> tuple[bytes, int | None]:
@@ -324,7 +339,7 @@ class Processor:
             self.dead_letter(batch, MALFORMED, f"the order's state would grow to {len(new_value)} bytes, over the "
                              f"limit of {self.max_state_bytes} (SLAMON_MAX_STATE_BYTES)", offset, key, raw)
             return
-        self.metrics.events.labels(ev.process, ev.type).inc()
+        sink.incs.append(self.metrics.events.labels(ev.process, ev.type))
         self._keep(batch, sink, tkey, new_value, deadline)
 
     def on_tick(self, partition: int, raw: bytes, committed: int | None = None, offset: int | None = None) -> int:

@@ -25,3 +25,27 @@ def test_a_batchs_ticks_are_processed_after_its_events_each_topic_in_order():
     assert touched == {0, 1}
     assert calls == [("event", 0, 10), ("event", 1, 7), ("event", 0, 11), ("event", 0, 12),
                      ("tick", 0, 3), ("tick", 1, 4), ("tick", 0, 5)]
+
+
+def test_a_fetchs_metric_changes_are_applied_when_its_messages_are_processed(tmp_path):
+    # the processor counts metric changes in plain containers (PendingMoves); the worker applies them after each
+    # fetch, so /metrics shows a fetch's events as soon as they are processed
+    import orjson
+
+    from monitor.stream.app import WorkerApp
+
+    (tmp_path / "p.yaml").write_text("process: p\nnodes:\n  n: {commitment: 1h, tolerance: 2h}\n")
+    worker = WorkerApp(Settings.from_env({"SLAMON_STORE": "memory://", "SLAMON_APP_ID": "metrics-test",
+                                          "SLAMON_POLICIES": str(tmp_path)}), 2)
+    from monitor.core.policies import load_policy_dir
+    worker.engine.set_policies(load_policy_dir(tmp_path)[0])
+    worker.processor.rebuild([0], [])
+    body = {"event_id": "e1", "order_id": "o1", "process": "p", "type": "node_started", "node": "n",
+            "at": "2026-11-21T08:00:00Z"}
+    worker._process([SimpleNamespace(topic=worker.events_topic, partition=0, offset=0, timestamp=1.0, key=b"o1",
+                                     value=orjson.dumps(body))])
+    registry = worker.metrics.registry
+    assert registry.get_sample_value("sla_events_total", {"process": "p", "type": "node_started"}) == 1
+    assert registry.get_sample_value("sla_runs_started_total", {"process": "p", "node": "n", "segment": "default"}) == 1
+    assert registry.get_sample_value("sla_runs_in_progress", {"process": "p", "node": "n", "segment": "default",
+                                                              "level": "normal"}) == 1

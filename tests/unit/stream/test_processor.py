@@ -44,7 +44,9 @@ class Harness:
         return offset
 
     def commit(self):
-        """What the worker does after a batch: its outputs and table values, committed together."""
+        """What the worker does after a batch: its metric changes applied, its outputs and table values committed
+        together."""
+        self.proc.flush_metrics()
         for p in list(self.proc._batches):
             batch = self.proc.take(p)
             self.out += [(kind, key, orjson.loads(value)) for kind, key, value in batch.outputs]
