@@ -10,6 +10,12 @@ destination partition, which does not fit outputs to other topics), hence this d
 Recovery also needs the offset up to which a changelog partition holds data: Faust takes the end offset minus one,
 but in a transactional partition the last offset is a commit marker, which no consumer ever receives, and recovery
 would wait for it forever. `highwaters` here returns one past the last committed record instead.
+
+With static membership (SLAMON_GROUP_INSTANCE_ID), a worker whose instance id another worker joined with must stop.
+aiokafka's heartbeats do not name the instance id (Heartbeat v1), so the broker answers such a worker
+UNKNOWN_MEMBER_ID, and aiokafka rejoins with the instance id, taking it back: the two workers then take it from each
+other every heartbeat until one of them happens to be fenced by a transaction. Here the heartbeats name it
+(Heartbeat v3), and the broker's FENCED_INSTANCE_ID ends the worker.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from aiokafka.protocol.api import Request, RequestStruct, Response
+from aiokafka.protocol.group import HeartbeatRequest, HeartbeatRequest_v1, HeartbeatResponse_v1
+from aiokafka.protocol.types import Int32, Schema, String
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -29,11 +38,13 @@ from .fatal import fatal
 SCHEME = "slamon"
 _settings: Settings | None = None  # set by register(): the connection of the helper consumer below
 fast_fetch = True  # see fastfetch.py
+FENCED_INSTANCE_ID = 82  # Kafka's error code; aiokafka has no error class for it
 
 
 class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
     async def on_start(self) -> None:
         await super().on_start()
+        _fail_when_fenced(self._consumer._coordinator)
         self._watch = asyncio.ensure_future(self._watch_group())
 
     async def _watch_group(self) -> None:
@@ -58,6 +69,54 @@ class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
 
     async def _highwaters(self, partitions: list[TP]) -> dict[TP, int]:
         return await committed_ends(partitions)
+
+
+class _HeartbeatResponse_v3(Response):
+    API_KEY = 12
+    API_VERSION = 3
+    SCHEMA = HeartbeatResponse_v1.SCHEMA
+
+
+class _HeartbeatRequest_v3(RequestStruct):
+    API_KEY = 12
+    API_VERSION = 3
+    RESPONSE_TYPE = _HeartbeatResponse_v3
+    SCHEMA = Schema(("group", String("utf-8")), ("generation_id", Int32), ("member_id", String("utf-8")),
+                    ("group_instance_id", String("utf-8")))
+
+
+class _StaticHeartbeatRequest(Request[HeartbeatRequest_v1 | _HeartbeatRequest_v3]):
+    """aiokafka's heartbeat with the group instance id (v3, Kafka 2.3+; v1 without it for older brokers)."""
+
+    API_KEY = 12
+
+    def __init__(self, heartbeat: HeartbeatRequest, group_instance_id: str):
+        self._args = (heartbeat._group, heartbeat._generation_id, heartbeat._member_id)
+        self._group_instance_id = group_instance_id
+
+    def build(self, request_struct_class: Any) -> Any:
+        if request_struct_class.API_VERSION >= 3:
+            return request_struct_class(*self._args, self._group_instance_id)
+        return request_struct_class(*self._args)
+
+
+def _fail_when_fenced(coordinator: Any) -> None:
+    """End the worker when the broker says another consumer joined with its group instance id (see the module's
+    docstring): its heartbeats name the id, and any group response FENCED_INSTANCE_ID is fatal."""
+    instance_id = getattr(coordinator, "_group_instance_id", None)
+    if not instance_id:
+        return
+    send = coordinator._send_req
+
+    async def send_req(request: Any) -> Any:
+        if isinstance(request, HeartbeatRequest):
+            request = _StaticHeartbeatRequest(request, instance_id)
+        response = await send(request)
+        if getattr(response, "error_code", None) == FENCED_INSTANCE_ID:
+            fatal(f"fenced: another worker joined with group instance id {instance_id}")
+        return response
+
+    coordinator._send_req = send_req
 
 
 class Consumer(driver.Consumer):

@@ -271,3 +271,21 @@ def test_a_static_member_restarted_within_the_session_timeout_keeps_its_partitio
     topics.produce(events)
     wait_for(lambda: w1.metric("sla_events_total") + w2.metric("sla_events_total") >= 20, 60,
              "every event applied")
+
+
+def test_a_static_member_whose_instance_id_another_worker_took_exits_instead_of_taking_it_back(setup, tmp_path):
+    # Two workers with one SLAMON_GROUP_INSTANCE_ID (a misconfiguration, or a paused pod resumed after its
+    # replacement started): the broker fences the earlier member. aiokafka's own heartbeats do not name the instance
+    # id, so the broker only said "unknown member", the earlier worker rejoined and took the id back, and the two
+    # took it from each other every heartbeat. The earlier one must end, with status 1, saying why.
+    topics, pol, new_worker = setup
+    static = {"SLAMON_SESSION_TIMEOUT": "45", "SLAMON_GROUP_INSTANCE_ID": "same-pod"}
+    first = new_worker("first", **static).start()
+    first.wait_ready()
+    wait_for(lambda: len(first.owned()) == 4, 90, "the first worker to own every partition")
+    second = new_worker("second", **static).start()
+    try:
+        assert first.proc.wait(60) == 1
+        assert "fenced: another worker joined with group instance id same-pod" in first.tail()
+    finally:
+        second.stop()
