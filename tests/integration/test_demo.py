@@ -91,6 +91,14 @@ def all_started(sdir: Path, out: Path) -> dict[str, tuple[int, int | None]] | No
     return recorded_pids(sdir) if "demo: generating orders" in out.read_text() else None
 
 
+def _default_stop_signals() -> None:
+    """In the child: SIGINT, SIGQUIT, SIGTERM and SIGHUP at their defaults, as an interactive shell starts a
+    foreground job. A test run started in the background by a non-interactive shell (`.ci/run &`) inherits SIGINT
+    and SIGQUIT ignored, and the demo, rightly, keeps a signal ignored that it started with."""
+    for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 class Demo:
     """`make demo` in a process group of its own, as a shell runs a foreground job."""
 
@@ -99,7 +107,8 @@ class Demo:
         self.out = tmp_path / "demo.out"
         with self.out.open("wb") as f:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=demo_env(self.sdir), stdin=subprocess.DEVNULL,
-                                         stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+                                         stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_default_stop_signals)
 
     def output(self) -> str:
         return self.out.read_text()
