@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from monitor.localstack.procs import free_ports  # noqa: E402
+from monitor.stream.writer import send_batches  # noqa: E402
 
 BASELINE = "e01877b"  # the worker before the batch path (end of the first round)
 
@@ -194,9 +195,9 @@ async def live_phase(bootstrap: str, prefix: str, group: str, rate: float, secon
     await p.start()
     late: list[float] = []
     max_lag = 0
-    # The producer shares the 2 cores with the broker and the worker: it sends each 2 ms step's due events as one
-    # batch per partition (aiokafka's send() costs tens of microseconds per message in Python), the partition of
-    # each order chosen once by the default partitioner, as send() would.
+    # The producer shares the 2 cores with the broker and the worker: it sends each 2 ms step's due events as record
+    # batches per partition (the writer's send_batches), the partition of each order chosen once by the default
+    # partitioner, as send() would.
     partitioner = DefaultPartitioner()
     parts = sorted(await p.partitions_for(topic))
     partition_of: dict[bytes, int] = {}
@@ -215,13 +216,7 @@ async def live_phase(bootstrap: str, prefix: str, group: str, rate: float, secon
                     late.append(now - t)
                     i += 1
                 for part, messages in due.items():
-                    batch = p.create_batch()
-                    for key, value in messages:
-                        if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start another
-                            await p.send_batch(batch, topic, partition=part)
-                            batch = p.create_batch()
-                            batch.append(key=key, value=value, timestamp=None)
-                    await p.send_batch(batch, topic, partition=part)
+                    await send_batches(p, topic, part, messages)
                 if now >= next_lag:
                     max_lag = max(max_lag, await lag.lag())
                     next_lag = now + 1

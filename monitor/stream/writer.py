@@ -56,6 +56,23 @@ class Written:
     offset: int
 
 
+async def send_batches(producer: Any, topic: str, partition: int,
+                       messages: list[tuple[bytes | None, bytes | None]]) -> list[tuple[asyncio.Future, int]]:
+    """Send `messages` (key, value) to one topic-partition, in order, as record batches (a new one whenever one is
+    full): aiokafka's `send()` costs tens of microseconds of Python per message, a batch's `append` a fraction of
+    that. Returns each batch's future (its metadata's offset is that of its first record) and record count."""
+    sent = []
+    batch, count = producer.create_batch(), 0
+    for key, value in messages:
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+            batch, count = producer.create_batch(), 0
+            batch.append(key=key, value=value, timestamp=None)  # (an empty batch takes any record)
+        count += 1
+    sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+    return sent
+
+
 class PartitionWriter:
     def __init__(self, settings: Settings, partition: int):
         self.partition = partition
@@ -108,44 +125,38 @@ class PartitionWriter:
                 delay = min(delay * 2, RETRY_MOST_S)
 
     async def _transaction(self, records: list[Record], offsets: dict[Any, int]) -> list[Written]:
-        """One transaction. The records go out as one record batch per topic-partition (more when one fills up),
-        in their order within each partition, which is the only order Kafka keeps: `send()` per record costs
-        tens of microseconds of Python each (futures, metadata and partitioner calls), a batch's `append` a
-        fraction of that. A record without a partition goes where `send()` would put it: Kafka's default
-        partitioner on its key."""
+        """One transaction. The records go out as record batches per topic-partition (`send_batches`), in their
+        order within each partition, which is the only order Kafka keeps. A record without a partition goes where
+        `send()` would put it: the producer's partitioner on its key."""
         p = self.producer
         await p.begin_transaction()
         groups: dict[tuple[str, int], list[int]] = {}
         by_key: dict[tuple[str, bytes | None], int] = {}
+        partitions: dict[str, tuple[list[int], list[int]]] = {}  # topic -> (every partition, the available ones)
         partitioner = p._partitioner  # (the producer's own: the default unless configured otherwise)
         for i, r in enumerate(records):
             part = r.partition
             if part is None:
                 part = by_key.get((r.topic, r.key))
                 if part is None:
-                    every = sorted(await p.partitions_for(r.topic))
-                    available = sorted(p.client.cluster.available_partitions_for_topic(r.topic))
-                    part = by_key[r.topic, r.key] = partitioner(r.key, every, available)
+                    if r.topic not in partitions:
+                        partitions[r.topic] = (sorted(await p.partitions_for(r.topic)),
+                                               sorted(p.client.cluster.available_partitions_for_topic(r.topic)))
+                    part = by_key[r.topic, r.key] = partitioner(r.key, *partitions[r.topic])
             groups.setdefault((r.topic, part), []).append(i)
-        sent: list[tuple[asyncio.Future, list[int]]] = []
-        for (topic, part), indices in groups.items():
-            batch, members = p.create_batch(), []
-            for i in indices:
-                r = records[i]
-                if batch.append(key=r.key, value=r.value, timestamp=None) is None:  # full: send it, start another
-                    sent.append((await p.send_batch(batch, topic, partition=part), members))
-                    batch, members = p.create_batch(), []
-                    batch.append(key=r.key, value=r.value, timestamp=None)  # (an empty batch takes any record)
-                members.append(i)
-            sent.append((await p.send_batch(batch, topic, partition=part), members))
+        sent = [(indices, await send_batches(p, topic, part, [(records[i].key, records[i].value) for i in indices]))
+                for (topic, part), indices in groups.items()]
         if offsets:
             await p.send_offsets_to_transaction(offsets, self.group_id)
         await p.commit_transaction()
         written: list[Written] = [None] * len(records)  # type: ignore[list-item]
-        for future, members in sent:
-            meta = future.result()
-            for position, i in enumerate(members):
-                written[i] = Written(meta.topic, meta.partition, meta.offset + position)
+        for indices, batches in sent:
+            first = 0
+            for future, count in batches:
+                meta = future.result()
+                for position, i in enumerate(indices[first:first + count]):
+                    written[i] = Written(meta.topic, meta.partition, meta.offset + position)
+                first += count
         return written
 
     async def _abort(self) -> None:
