@@ -47,6 +47,8 @@ log = logging.getLogger("slamon.processor")
 WARNINGS, OUTCOMES, DEADLETTER = "warnings", "outcomes", "deadletter"
 # A tick whose order fails to advance is tried again this much later (its warnings wait, none is lost).
 RETRY_FAILED_ADVANCE_US = 60 * US
+# Orders whose decoded state the processor keeps beside the value it encoded (see `Processor._decoded`).
+DECODED_STATES = 10_000
 
 
 @dataclass(slots=True)
@@ -83,20 +85,17 @@ class LiveSink:
         self.metrics = metrics
         self.clock = clock
         self.pending = pending
-        self.out: list[tuple[str, bytes, dict[str, Any]]] = []
+        self.out: list[tuple[str, bytes, bytes]] = []  # (output kind, key, record)
         self.incs: list[Any] = []  # counter children, one entry per increment
         self.observed: list[tuple[Any, float]] = []  # (histogram child, value)
         self.gauges: list[tuple[tuple[int, LabelKey], int]] = []  # ((partition, label key), delta)
 
     def keep(self, batch: Batch) -> None:
-        outputs = batch.outputs
-        for kind, key, rec in self.out:
-            outputs.append((kind, key, orjson.dumps(rec)))
+        batch.outputs += self.out
         pending = self.pending
-        pending.counts.update(self.incs)
+        pending.incs += self.incs
         pending.observed += self.observed
-        for key, delta in self.gauges:
-            pending.gauge[key] += delta
+        pending.gauge += self.gauges
         self.drop()
 
     def drop(self) -> None:
@@ -126,7 +125,7 @@ class LiveSink:
         rec = warning_record(state, run, kind, run_state, at, elapsed)
         now = self.clock()
         rec["detected_at"] = format_instant(now)
-        self.out.append((WARNINGS, state.order_id.encode(), rec))
+        self.out.append((WARNINGS, state.order_id.encode(), orjson.dumps(rec)))
         if kind == RESOLVED:
             return
         seg = self._segment(state, run)
@@ -141,7 +140,7 @@ class LiveSink:
     def outcome(self, state: OrderState, run: Run, run_state: str, ended_at: int, elapsed: int) -> None:
         rec = outcome_record(state, run, run_state, ended_at, elapsed)
         rec["detected_at"] = format_instant(self.clock())
-        self.out.append((OUTCOMES, state.order_id.encode(), rec))
+        self.out.append((OUTCOMES, state.order_id.encode(), orjson.dumps(rec)))
         seg = self._segment(state, run)
         m = self.metrics
         self.incs.append(m.outcomes.labels(state.process, run.node, seg, run_state))
@@ -168,6 +167,12 @@ class Processor:
         self._sinks: dict[int, LiveSink] = {}
         self.metric_moves = PendingMoves(metrics.in_progress)  # kept messages' metric changes, until flush_metrics
         self._batches: dict[int, Batch] = {}
+        # order key -> (the table value the processor last made for it, its partition, its offset applied, the state
+        # it encodes): the next message of the order whose value *is* that object (not just equal to it) skips
+        # decoding it. An entry is taken out while its state is in use (the engine changes states in place) and put
+        # back only with the value of a change kept, so a failed or dropped change never leaves a state that
+        # does not match its value. Bounded: emptied when it grows past DECODED_STATES.
+        self._decoded: dict[bytes, tuple[bytes, int, int, OrderState]] = {}
         # partition -> its taken batches whose transaction has not committed yet, oldest first (pipeline.py: one)
         self.inflight: dict[int, list[Batch]] = {}
 
@@ -216,6 +221,7 @@ class Processor:
             self._batches.pop(p, None)
             self.inflight.pop(p, None)
             self.metrics.in_progress.drop(p)
+        self._decoded.clear()
 
     def flush_metrics(self) -> None:
         """Apply the metric changes of the messages kept since the last call (the worker calls it after each
@@ -318,10 +324,18 @@ class Processor:
         try:
             state = None
             if value:
-                p0, last_offset, _, body = decode_header(value)
+                decoded = self._decoded.pop(tkey, None)
+                if decoded is not None and decoded[0] is value:
+                    _, p0, last_offset, state = decoded
+                else:
+                    p0, last_offset, _, body = decode_header(value)
+                    decoded = None
                 if p0 == batch.partition and offset <= last_offset:
+                    if decoded is not None:
+                        self._decoded[tkey] = decoded
                     return  # redelivered after a crash or rebalance: its effect is already in the table
-                state = load_state(body, self.engine)  # (a value it cannot read is an internal error too)
+                if state is None:
+                    state = load_state(body, self.engine)  # (a value it cannot read is an internal error too)
             new, rejection = self.engine.apply(state, ev, sink)
             if rejection is None:
                 new_value, deadline = self._value(batch.partition, offset, new)  # type: ignore[arg-type]
@@ -341,6 +355,13 @@ class Processor:
             return
         sink.incs.append(self.metrics.events.labels(ev.process, ev.type))
         self._keep(batch, sink, tkey, new_value, deadline)
+        self._remember(tkey, new_value, batch.partition, offset, new)  # type: ignore[arg-type]
+
+    def _remember(self, key: bytes, value: bytes, partition: int, offset: int, state: OrderState) -> None:
+        decoded = self._decoded
+        if len(decoded) >= DECODED_STATES:
+            decoded.clear()
+        decoded[key] = (value, partition, offset, state)
 
     def on_tick(self, partition: int, raw: bytes, committed: int | None = None, offset: int | None = None) -> int:
         """Advance the partition's due orders. `committed` is the group's committed offset of the events
@@ -406,8 +427,9 @@ class Processor:
                 continue
             if p0 != partition or stored is None or stored > deadline:
                 continue  # stale entry: the order moved on and has its own entry
+            decoded = self._decoded.pop(key, None)
             try:
-                state = load_state(body, self.engine)
+                state = decoded[3] if decoded is not None and decoded[0] is value else load_state(body, self.engine)
                 if state.finished and (state.last_at or 0) + self.closed_retention < wm:
                     batch.changes[key] = None
                     continue
@@ -415,6 +437,7 @@ class Processor:
                 new_value, next_due = self._value(partition, offset_applied, state)
                 if new_value == value:  # nothing crossed (e.g. a retry entry of an order already advanced)
                     sink.drop()
+                    self._remember(key, value, partition, offset_applied, state)
                     if next_due is not None:
                         self.deadlines.push(partition, next_due, key)
                     continue
@@ -425,6 +448,7 @@ class Processor:
                 self.deadlines.push(partition, deadline + RETRY_FAILED_ADVANCE_US, key)
                 continue
             self._keep(batch, sink, key, new_value, next_due)
+            self._remember(key, new_value, partition, offset_applied, state)
         return wm
 
 

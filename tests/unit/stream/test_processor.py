@@ -319,6 +319,10 @@ def test_a_state_over_the_size_limit_is_malformed_and_leaves_the_order_as_it_was
     assert h.table[b"o1"] != before and b"xxxxx" not in h.table[b"o1"]
     assert h.metrics.registry.get_sample_value("sla_runs_started_total",
                                                {"process": "p", "node": "n", "segment": "default"}) == 1
+    h.event("node_started", 3, order="o1")  # the order as it was: no open run, so this one starts
+    assert [v["reason"] for t, _, v in h.out if t == "deadletter"] == ["malformed"]
+    assert h.metrics.registry.get_sample_value("sla_runs_started_total",
+                                               {"process": "p", "node": "n", "segment": "default"}) == 2
 
 
 def test_an_engine_failure_is_an_internal_error_and_moves_nothing(monkeypatch):
@@ -441,3 +445,64 @@ def test_a_table_value_it_cannot_read_is_an_internal_error_for_the_event_not_a_c
     h.table[b"o3"] = b"garbage without a header"
     h.proc.deadlines.push(0, T0, b"o3")
     h.tick(5)  # an unreadable value met by a tick is skipped, the tick goes on
+
+
+def test_an_engine_failure_after_changing_the_state_leaves_the_order_as_its_value_says(monkeypatch):
+    # the engine changes states in place: a state it failed on half-way is never used again
+    h = Harness()
+    h.event("node_started", 0, order="o1")
+    real = h.engine.apply
+
+    def fails_after_changing(state, ev, sink):
+        real(state, ev, sink)
+        raise RuntimeError("injected after the change")
+
+    monkeypatch.setattr(h.engine, "apply", fails_after_changing)
+    h.event("node_completed", 1, order="o1")
+    monkeypatch.undo()
+    h.event("node_completed", 2, order="o1")  # the run is still open: completed now, 2 s after it started
+    assert [(v["state"], v["elapsed_s"]) for t, _, v in h.out if t == "outcomes"] == [("completed_normal", 2.0)]
+    assert [v["reason"] for t, _, v in h.out if t == "deadletter"] == ["internal_error"]
+
+
+def test_a_table_value_replaced_behind_the_processor_is_read_afresh():
+    # a decoded state is reused only for the very value object it was encoded to, not for the order's key
+    h = Harness()
+    h.event("node_started", 0, order="o1")
+    started = h.table[b"o1"]
+    h.event("node_completed", 1, order="o1")
+    h.table[b"o1"] = bytes(bytearray(started))  # (an equal copy: e.g. the store read it back from disk)
+    h.event("node_completed", 2, order="o1")  # applies to the run the table shows open
+    assert [v["elapsed_s"] for t, _, v in h.out if t == "outcomes"] == [1.0, 2.0]
+
+
+def test_reusing_decoded_states_changes_nothing_on_a_mixed_stream():
+    """A stream with duplicates, redeliveries, rejections, crossings announced by ticks and purges: the same outputs,
+    table values and metrics with and without the decoded states kept."""
+    import random
+
+    def run(keep_decoded):
+        h = Harness()
+        if not keep_decoded:
+            h.proc._remember = lambda *args: None
+        rng = random.Random(7)
+        t = 0.0
+        for _ in range(600):
+            order = f"o{rng.randrange(12)}"
+            etype = rng.choice(["node_started", "node_completed", "node_cancelled", "node_paused", "node_resumed",
+                                "order_completed"])
+            t += rng.choice([0.0, 0.5, 2.0, 4.0])
+            if rng.random() < 0.05:  # redelivered: an offset already applied
+                h.proc.on_event(0, max(h.offsets.get(0, 0) - 1, 0), T0 // 1000, order.encode(),
+                                orjson.dumps({"event_id": "r", "order_id": order, "process": "p",
+                                              "type": "node_started", "node": "n", "at": format_instant(T0)}))
+                h.commit()
+            h.event(etype, t, order=order, **({"segment": "gold"} if rng.random() < 0.3 else {}))
+            if rng.random() < 0.2:
+                h.tick(t + rng.choice([1, 3, 12, 90]))
+        return h.out, dict(h.table), h.metrics.registry.get_sample_value(
+            "sla_runs_started_total", {"process": "p", "node": "n", "segment": "default"})
+
+    kept, plain = run(True), run(False)
+    assert kept == plain
+    assert any(t == "warnings" for t, _, _ in kept[0]) and any(t == "deadletter" for t, _, _ in kept[0])
