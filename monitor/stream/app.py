@@ -201,9 +201,10 @@ class WorkerApp:
         self.broker_reachable = reachable
         self.metrics.broker_up.set(1 if reachable else 0)
 
-    def _process(self, messages: Iterable[Any]) -> set[int]:
+    def _process(self, messages: Iterable[Any], ms_per_timestamp: int) -> set[int]:
         """Hand a batch's messages to the processor: its events in order, then its ticks in order; returns the
-        partitions they came from.
+        partitions they came from. Their `timestamp` (the write time) is in milliseconds on aiokafka's records (fast
+        fetch: `ms_per_timestamp` 1), in seconds on Faust's messages (1000).
 
         Ticks last: Faust's fetch interleaves the topics' records one by one, so a tick came before most of the
         events fetched with it, found the events written before it not yet applied, and could only advance the
@@ -218,7 +219,8 @@ class WorkerApp:
             if m.topic == ticks:
                 held.append(m)
             else:
-                processor.on_event(m.partition, m.offset, int((m.timestamp or 0) * 1000), m.key, m.value)
+                processor.on_event(m.partition, m.offset, int((m.timestamp or 0) * ms_per_timestamp), m.key,
+                                   m.value)
             touched.add(m.partition)
         for m in held:
             processor.on_tick(m.partition, m.value, committed_offset(self.app, self.events_topic, m.partition),
@@ -229,14 +231,14 @@ class WorkerApp:
         return touched
 
     async def _on_fetched(self, messages: list[Any]) -> None:
-        """Fast fetch: the messages of one fetch, in order, processed at once. A partition with no commit running
+        """Fast fetch: the records of one fetch (aiokafka's), in order, processed at once. A partition with no commit running
         commits its batch now; otherwise the batch grows until that commit is done (pipeline.py), and the worker
         waits only when it has grown past BATCH_LIMIT."""
         await self.policy_feed.ready.wait()
         owned = self.writers.by_partition
         if any(m.partition not in owned for m in messages):  # not assigned (any more): its owner reads them
             messages = [m for m in messages if m.partition in owned]
-        touched = contextvars.Context().run(self._process, messages)
+        touched = contextvars.Context().run(self._process, messages, 1)
         for p in sorted(touched):
             if not self.pipeline.busy(p):
                 batch = self._next_batch(p)
@@ -299,7 +301,7 @@ class WorkerApp:
                 try:
                     # outside Faust's event context: the table's store then finds every key by key, whatever
                     # partition the batch's last message came from
-                    touched = contextvars.Context().run(self._process, (e.message for e in events))
+                    touched = contextvars.Context().run(self._process, (e.message for e in events), 1000)
                     commits = asyncio.ensure_future(asyncio.gather(*(
                         self._commit(b) for p in sorted(touched) if (b := processor.take(p)) is not None)))
                     try:

@@ -5,7 +5,6 @@ the local store's writes of committed values.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 from ..core.engine import OrderState, dump_state
@@ -23,14 +22,18 @@ def decode_header(value: bytes) -> tuple[int, int, int | None, bytes]:
 
 
 class _Committed:
-    """A committed changelog record, shaped as the changelog event a Faust store applies during recovery."""
+    """A committed changelog record, shaped as the changelog event a Faust store applies during recovery (the event
+    is its own `message`: the stores read key and value from one, partition, offset and tp from the other)."""
 
-    __slots__ = ("key", "value", "message")
+    __slots__ = ("tp", "topic", "partition", "offset", "key", "value")
 
     def __init__(self, tp: Any, offset: int, key: bytes, value: bytes | None):
+        self.tp, self.topic, self.partition, self.offset = tp, tp.topic, tp.partition, offset
         self.key, self.value = key, value
-        self.message = SimpleNamespace(tp=tp, topic=tp.topic, partition=tp.partition, offset=offset, key=key,
-                                       value=value)
+
+    @property
+    def message(self) -> _Committed:
+        return self
 
 
 def store_committed(store: Any, tp: Any, records: list[tuple[bytes, bytes | None, int]]) -> None:
