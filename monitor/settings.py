@@ -50,7 +50,8 @@ SETTINGS: list[tuple[str, str, str]] = [
      "empty: dynamic membership"),
     ("SLAMON_CLOSED_RETENTION", "86400", "seconds a finished order is kept, to reject late and repeated events"),
     ("SLAMON_MAX_STATE_BYTES", "524288", "largest order state kept; an event that would grow it further is rejected "
-     "as malformed (keep it below the broker's message.max.bytes)"),
+     "as malformed; also the largest dead letter (its raw is cut to fit) (keep it below the broker's "
+     "message.max.bytes)"),
     ("SLAMON_FAST_FETCH", "1", "1: hand each fetch's messages to the batch processor at once and commit batches "
      "while the next ones are processed (faster); 0: Faust's own loop and the agent's stream"),
     ("SLAMON_ALERTMANAGER_URL", "", "Alertmanager base URL, e.g. http://127.0.0.1:9093 (empty: no alerts)"),

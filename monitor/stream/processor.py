@@ -47,6 +47,8 @@ log = logging.getLogger("slamon.processor")
 WARNINGS, OUTCOMES, DEADLETTER = "warnings", "outcomes", "deadletter"
 # A tick whose order fails to advance is tried again this much later (its warnings wait, none is lost).
 RETRY_FAILED_ADVANCE_US = 60 * US
+# A dead letter's detail is cut past this many characters.
+MAX_DETAIL_CHARS = 2000
 # Orders whose decoded state the processor keeps beside the value it encoded (see `Processor._decoded`).
 DECODED_STATES = 10_000
 
@@ -289,13 +291,24 @@ class Processor:
                     raw: bytes | None) -> None:
         self.metrics.invalid.labels(reason).inc()
         raw = raw or b""
-        try:
-            text, encoding = raw.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(raw).decode(), "base64"
+        if len(detail) > MAX_DETAIL_CHARS:  # (a detail quotes parts of the event, which can be long)
+            detail = detail[:MAX_DETAIL_CHARS] + "... (cut)"
+        text, encoding = _raw_text(raw)
         rec = {"reason": reason, "detail": detail, "topic": self.events_topic, "partition": batch.partition,
                "offset": offset, "received_at": format_instant(self.clock()), "raw": text, "raw_encoding": encoding}
-        batch.outputs.append((DEADLETTER, key, orjson.dumps(rec)))
+        data = orjson.dumps(rec)
+        # A dead letter larger than the broker takes would fail its transaction again and again, and the partition
+        # would stop: an event close to the size limit makes one (base64 and JSON escapes grow it). Its raw is cut
+        # to a prefix (whole characters of UTF-8 text) that keeps the record within SLAMON_MAX_STATE_BYTES, which
+        # is kept below the broker's limit, and says so.
+        keep = len(raw)
+        while len(data) > self.max_state_bytes and keep > 0:
+            keep = min(keep - 1, int(keep * self.max_state_bytes / len(data) * 0.95))
+            prefix = raw[:keep]
+            rec["raw"] = prefix.decode("utf-8", "ignore") if encoding == "utf-8" else base64.b64encode(prefix).decode()
+            rec["raw_truncated"], rec["raw_bytes"] = True, len(raw)
+            data = orjson.dumps(rec)
+        batch.outputs.append((DEADLETTER, key, data))
 
     def on_event(self, partition: int, offset: int, write_time_ms: int, key: bytes | None, raw: bytes | None) -> None:
         batch = self._batch(partition)
@@ -450,6 +463,14 @@ class Processor:
             self._keep(batch, sink, key, new_value, next_due)
             self._remember(key, new_value, partition, offset_applied, state)
         return wm
+
+
+def _raw_text(raw: bytes) -> tuple[str, str]:
+    """`raw` and `raw_encoding` of a dead letter: the bytes as text, or base64 when they are not UTF-8."""
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(raw).decode(), "base64"
 
 
 def _shown(key: bytes | None) -> str:

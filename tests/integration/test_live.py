@@ -126,6 +126,28 @@ def test_bad_input_goes_to_dead_letters_with_original_bytes_and_is_counted(share
     wait_for(lambda: w.metric("sla_runs_started_total", {"process": "p", "node": "n"}) > 0, 10, "run started")
 
 
+def test_an_event_near_the_size_limit_is_dead_lettered_cut_and_the_partition_goes_on(shared):
+    # its dead letter in base64 would be a third larger than the broker takes: the transaction failed until the
+    # commit deadline ended the worker, and every restart met the same event again
+    w, topics, _ = shared
+    order = f"after-huge-{uuid.uuid4().hex[:6]}"
+    key = order.encode()  # the same partition as the event after it
+    raw = b"\xff" * 1_000_000
+    started = {"process": "p", "type": "node_started"}
+    before = w.metric("sla_events_total", started)
+    topics.produce([raw], keys=[key])
+    topics.produce([event(order, "node_started", now())])
+
+    def letter():
+        return next((orjson.loads(v) for k, v in topics.read("sla.deadletter") if k == key), None)
+
+    d = wait_for(letter, 30, "the dead letter")
+    assert d["reason"] == "malformed" and d["raw_truncated"] is True and d["raw_bytes"] == len(raw)
+    assert raw.startswith(__import__("base64").b64decode(d["raw"]))
+    wait_for(lambda: w.metric("sla_events_total", started) > before, 30, "the next event of the partition applied")
+    assert w.proc.poll() is None
+
+
 def test_policy_change_applies_to_new_runs_only(shared, stack):
     w, topics, pol = shared
     tag = uuid.uuid4().hex[:6]

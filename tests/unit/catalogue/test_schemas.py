@@ -260,6 +260,12 @@ def test_deadletter_raw_encoding():
     assert not is_valid("sla-deadletter", {**DEADLETTER, "raw_encoding": "hex"})
 
 
+def test_deadletter_cut_raw():
+    assert is_valid("sla-deadletter", {**DEADLETTER, "raw_truncated": True, "raw_bytes": 1_000_000})
+    assert not is_valid("sla-deadletter", {**DEADLETTER, "raw_truncated": False})
+    assert not is_valid("sla-deadletter", {**DEADLETTER, "raw_bytes": -1})
+
+
 BAD_DEADLETTERS = {
     "unknown reason": {**DEADLETTER, "reason": "bad"},
     "missing raw": _without(DEADLETTER, "raw"),

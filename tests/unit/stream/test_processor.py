@@ -506,3 +506,33 @@ def test_reusing_decoded_states_changes_nothing_on_a_mixed_stream():
     kept, plain = run(True), run(False)
     assert kept == plain
     assert any(t == "warnings" for t, _, _ in kept[0]) and any(t == "deadletter" for t, _, _ in kept[0])
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe" * 30_000, b"\x01" * 60_000, ("\u00e9" * 30_000).encode(),
+                                 b'{"order_id": "o1", "pad": "' + b"x" * 60_000 + b'"}'],
+                         ids=["binary", "escaped", "two-byte-chars", "long-json"])
+def test_a_dead_letter_never_outgrows_the_record_limit(raw):
+    # a dead letter larger than the broker takes would fail its transaction for ever and stop the partition
+    h = Harness()
+    h.proc.max_state_bytes = 4096
+    h.event("node_started", 0, order="o1", raw=raw)
+    [(kind, key, value)] = [o for o in h.out if o[0] == "deadletter"]
+    encoded = orjson.dumps(value)
+    assert len(encoded) <= 4096 and value["raw_truncated"] is True and value["raw_bytes"] == len(raw)
+    if value["raw_encoding"] == "base64":
+        prefix = base64.b64decode(value["raw"])
+    else:
+        prefix = value["raw"].encode()
+    assert raw.startswith(prefix) and len(encoded) > 4096 * 0.8  # as much of it as fits
+    from ..catalogue.test_schemas import validator
+
+    validator("sla-deadletter").validate(value)
+    h.event("node_started", 1, order="o2")  # the partition goes on
+    assert b"o2" in h.table
+
+
+def test_a_small_dead_letter_is_whole_and_not_marked():
+    h = Harness()
+    h.event("node_started", 0, order="o1", raw=b"\xff" * 100)
+    [value] = [v for t, _, v in h.out if t == "deadletter"]
+    assert base64.b64decode(value["raw"]) == b"\xff" * 100 and "raw_truncated" not in value
