@@ -59,7 +59,7 @@ class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
             try:
                 coordinator.check_errors()
             except Exception as exc:  # noqa: BLE001 - every error pushed to the user here is final
-                fatal("the consumer group cannot be joined", exc)
+                fatal("the consumer group cannot be joined" + _why(exc, coordinator), exc)
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -69,6 +69,19 @@ class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
 
     async def _highwaters(self, partitions: list[TP]) -> dict[TP, int]:
         return await committed_ends(partitions)
+
+
+def _why(exc: BaseException, coordinator: Any) -> str:
+    """What a group error means when the bare error does not say: a static member that came back within the session
+    timeout is handed the assignment of its previous session, and Faust's assignor refuses (asserts) one that was
+    made for another web address of the worker."""
+    instance_id = getattr(coordinator, "_group_instance_id", None)
+    if instance_id and (isinstance(exc, AssertionError) or isinstance(exc.__cause__, AssertionError)):
+        return (f": the group handed this static member (group instance id {instance_id}) the assignment of its "
+                "previous session, which was made for another web address of the worker (SLAMON_WEB_HOST or "
+                "SLAMON_WEB_PORT changed?); start it with the address it had, or wait until "
+                "SLAMON_SESSION_TIMEOUT has passed since the previous one stopped")
+    return ""
 
 
 class _HeartbeatResponse_v3(Response):

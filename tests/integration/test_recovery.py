@@ -295,3 +295,19 @@ def test_a_static_member_whose_instance_id_another_worker_took_exits_instead_of_
         assert "fenced: another worker joined with group instance id same-pod" in first.tail()
     finally:
         second.stop()
+
+
+def test_a_static_member_back_with_another_web_address_says_why_it_cannot_join(setup, tmp_path):
+    # The group hands a static member that comes back within the session timeout the assignment of its previous
+    # session; Faust refuses one made for another web address (its assignor asserts the URL). The worker ended with
+    # "the consumer group cannot be joined" and an empty AssertionError, which did not say why.
+    topics, pol, new_worker = setup
+    static = {"SLAMON_SESSION_TIMEOUT": "45", "SLAMON_GROUP_INSTANCE_ID": "moved-pod"}
+    first = new_worker("before", **static).start()
+    first.wait_ready()
+    wait_for(lambda: len(first.owned()) == 4, 90, "the worker to own every partition")
+    first.kill()
+    again = new_worker("after", **static).start()  # another SLAMON_WEB_PORT
+    assert again.proc.wait(90) == 1
+    tail = again.tail()
+    assert "the consumer group cannot be joined" in tail and "web address" in tail and "moved-pod" in tail

@@ -69,3 +69,15 @@ def test_fenced_instance_id_ends_the_worker(monkeypatch):
     send = dynamic._send_req
     transport._fail_when_fenced(dynamic)
     assert dynamic._send_req == send  # without an instance id nothing changes
+
+
+def test_a_refused_assignment_of_a_static_member_is_explained():
+    # aiokafka wraps the assignor's AssertionError: KafkaError("Unexpected error during coordination ...")
+    from aiokafka.errors import KafkaError
+
+    wrapped = KafkaError("Unexpected error during coordination AssertionError()")
+    wrapped.__cause__ = AssertionError()
+    static, dynamic = SimpleNamespace(_group_instance_id="pod-0"), SimpleNamespace(_group_instance_id=None)
+    assert "pod-0" in transport._why(wrapped, static) and "SLAMON_WEB_PORT" in transport._why(wrapped, static)
+    assert transport._why(wrapped, dynamic) == ""
+    assert transport._why(KafkaError("group authorization failed"), static) == ""
