@@ -27,34 +27,27 @@ class InstantError(ValueError):
     """A text that is not an RFC 3339 date-time with an offset."""
 
 
-# The fast path of parse_instant, for UTC texts of whole seconds, milliseconds or microseconds
-# (`YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z`: what logs and our own outputs write): the minutes (`YYYY-MM-DDTHH:MM:`) of
-# the texts the full parse accepted. Any valid minute followed by seconds 00-59 (`datetime` rejects a leap second),
-# the fraction's ASCII digits and `Z` is a valid text, worth the minute plus those; anything else takes the full
-# parse. A log spans few distinct minutes per event; the cache is emptied past 200,000 of them.
-_MINUTE_US: dict[str, int] = {}
-_SECOND_SCALE = {20: US, 24: 1000, 27: 1}  # text length -> microseconds per unit of the digits after the minute
-
-
 def parse_instant(text: str) -> int:
     """RFC 3339 text with offset -> microseconds since the epoch. Fractions beyond microseconds are truncated.
 
-    Raises InstantError (and nothing else) for any other value, and for instants outside 1970..9999 in UTC."""
-    if type(text) is str and text[-1:] == "Z":
-        scale = _SECOND_SCALE.get(len(text))
-        if scale is not None:
-            minute = _MINUTE_US.get(text[:17])
-            if minute is not None:
-                digits = text[17:19] if scale == US else text[17:19] + text[20:-1]
-                if (scale == US or text[19] == ".") and digits.isdigit() and digits.isascii():
-                    value = int(digits) * scale
-                    if value < 60 * US:
-                        return minute + value
-            us = _parse_instant(text)
-            if len(_MINUTE_US) >= 200_000:
-                _MINUTE_US.clear()
-            _MINUTE_US[text[:17]] = us - us % (60 * US)
-            return us
+    Raises InstantError (and nothing else) for any other value, and for instants outside 1970..9999 in UTC.
+
+    The fast path takes the usual UTC shapes, `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z` (what logs and our own outputs
+    write), with every separator where it belongs, straight to `datetime.fromisoformat` (C; it takes only ASCII
+    digits in the other places and checks the calendar and the clock); anything it refuses, and every other shape,
+    takes the full parse, which finds the reason. So both give one answer (a unit test compares them on random
+    mutations): a third of the cost of the checks in Python it replaces."""
+    if type(text) is str:
+        n = len(text)
+        if (n == 27 or n == 20 or n == 24) and text[n - 1] == "Z" and text[10] == "T" and text[4] == "-" \
+                and text[7] == "-" and text[13] == ":" and text[16] == ":" and (n == 20 or text[19] == "."):
+            try:
+                us = (_fromisoformat(text[:-1]) - _EPOCH_NAIVE) // _ONE_US
+            except (ValueError, TypeError):  # (TypeError: an offset where digits belong made it aware)
+                pass
+            else:
+                if us >= MIN_INSTANT:
+                    return us
     return _parse_instant(text)
 
 

@@ -66,21 +66,27 @@ def _full_parse(text):
         return InstantError
 
 
-def test_cached_minutes_give_the_full_parse_answer_for_every_text_after_them():
-    # parse_instant remembers the minutes (`YYYY-MM-DDTHH:MM:`) of the texts it accepted and reads the rest of later
-    # texts of the same minutes itself: seconds 60-99, non-ASCII digits, a missing point, other lengths and offsets
-    # must still be rejected or parsed exactly as the full parse does
+def test_the_fast_path_gives_the_full_parse_answer_for_every_text():
+    # parse_instant hands the usual UTC shapes to datetime.fromisoformat after checking the separators only: any
+    # text of those lengths, whatever is in the digit places (non-ASCII digits, signs, blanks, underscores,
+    # surrogates, impossible dates and times, years before 1970), must be rejected or read exactly as the full parse
+    # (regex, then datetime) does
     rng = random.Random(11)
-    minutes = ["2026-04-01T00:00:", "2026-04-01t23:59:", "2026-04-01 12:30:", "1970-01-01T00:00:", "9999-12-31T23:59:"]
-    for m in minutes:
-        assert parse_instant(m + "00Z") == _full_parse(m + "00Z")  # warms the cache
-    tails = ["00Z", "59Z", "60Z", "99Z", "5Z", "05z", "05.1Z", "05.123Z", "05.123456Z", "05.1234567Z", "05,123Z",
-             "05.12aZ", "05.\u0661\u0662\u0663Z", "\u0660\u0665Z", "05.123+00:00", "05+01:00", "05.123456-01:00",
-             "05.123456 Z", "-5.123456Z", "+5.123456Z", "05.-12345Z", "05.12_456Z", "5_.123456Z", " 5.123456Z"]
-    texts = [m + t for m in minutes for t in tails]
-    for _ in range(5_000):
-        texts.append(rng.choice(minutes) + "".join(rng.choice("0123456789.Z+-: _\u0661") for _ in range(rng.choice(
-            (3, 7, 10)))))
+    pool = "0123456789" * 4 + "-:.TtZz +_\u0661\u0660\uff10\uff19\u00b2\u2167a\ud800\x00"
+    bases = ["2026-04-01T00:00:00Z", "2026-04-01T23:59:59.999Z", "2026-04-01T12:30:05.123456Z", "1970-01-01T00:00:00Z",
+             "9999-12-31T23:59:59.999999Z", "1969-12-31T23:59:59.999999Z", "2024-02-29T00:00:00Z",
+             "2026-02-29T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z", "2026-01-01T00:00:60Z",
+             "0001-01-01T00:00:00.000Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z"]
+    texts = list(bases)
+    for _ in range(40_000):
+        chars = list(rng.choice(bases))
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            chars[rng.randrange(len(chars))] = rng.choice(pool)
+        texts.append("".join(chars))
+    for _ in range(10_000):  # random valid instants of each shape
+        us = rng.randrange(0, 253402300800 * S)
+        text = format_instant(us - us % S)[:-1]
+        texts.append(text + rng.choice(["Z", f".{rng.randrange(1000):03d}Z", f".{rng.randrange(S):06d}Z"]))
     for text in texts:
         expected = _full_parse(text)
         if expected is InstantError:
@@ -90,3 +96,15 @@ def test_cached_minutes_give_the_full_parse_answer_for_every_text_after_them():
             assert parse_instant(text) == expected, text
     assert parse_instant("2026-04-01T00:00:59.999999Z") == parse_instant("2026-04-01T00:01:00Z") - 1
     assert parse_instant("2026-04-01T00:00:07.250Z") == 1775001607250000  # 2026-04-01 is day 20544 since the epoch
+
+
+def test_the_usual_utc_shapes_take_the_fast_path(monkeypatch):
+    from monitor.core import instants
+
+    def refused(text):
+        raise AssertionError(f"the full parse was asked for {text!r}")
+
+    monkeypatch.setattr(instants, "_parse_instant", refused)
+    assert parse_instant("2026-04-01T00:00:07Z") == 1775001607000000
+    assert parse_instant("2026-04-01T00:00:07.250Z") == 1775001607250000
+    assert parse_instant("2026-04-01T00:00:07.000001Z") == 1775001607000001
