@@ -74,6 +74,8 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
             set_flag(flag_consumer_fetching)
             await self.sleep(0)
             if not self.should_stop:
+                # read before the fetch: a rebalance that begins while it waits discards the batch topics' records
+                fetched_in = self.app.consumer_generation_id
                 # Faust's getmany, first step: one fetch of the active partitions
                 records, active_partitions = await self._wait_next_records(1.0)
                 if records is None or self.should_stop:
@@ -87,7 +89,7 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
                         self.log.warning(f"exception performing seek when flow not active {ex}")
                     unset_flag(flag_consumer_fetching)
                     continue
-                fetched_in = self.app.consumer_generation_id
+                generation_id = self.app.consumer_generation_id  # (what getmany checks the other records against)
                 fetched: list[Any] = []  # the batch topics' records, whole partitions at a time, in offset order
                 others = {}
                 for tp, tp_records in records.items():
@@ -102,7 +104,7 @@ async def drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover -
                         if tp_records:
                             fetched += tp_records
                             set_read_offset(tp, tp_records[-1].offset)
-                async for tp, message in _messages(self, others, active_partitions, fetched_in):
+                async for tp, message in _messages(self, others, active_partitions, generation_id):
                     num_since_yield += 1
                     if num_since_yield > yield_every:
                         await sleep(0)
