@@ -146,7 +146,7 @@ class WorkerApp:
     # -------------------------------------------------------------- plumbing
 
     def _policies_changed(self, policies: PolicySet) -> None:
-        self.engine.set_policies(policies)
+        self.processor.set_policies(policies)
         self.metrics.prime(policies)
 
     def owned(self) -> set[int]:

@@ -35,6 +35,7 @@ import orjson
 from ..core.engine import Engine, OrderState, Run, announced_level, load_state, next_deadline
 from ..core.events import Malformed, decode_event
 from ..core.instants import US, format_instant, parse_instant
+from ..core.policies import PolicySet
 from ..core.records import outcome_record, warning_record
 from ..core.vocabulary import CANCELLED, INTERNAL_ERROR, LEVELS, MALFORMED, RESOLVED
 from .deadlines import DeadlineIndex
@@ -223,6 +224,13 @@ class Processor:
             self._batches.pop(p, None)
             self.inflight.pop(p, None)
             self.metrics.in_progress.drop(p)
+        self._decoded.clear()
+
+    def set_policies(self, policies: PolicySet) -> None:
+        """New policies for runs started from now on. The decoded states kept are dropped: a state read from its
+        value takes its runs' calendars by name from the engine, which a new policy set may redefine, and a kept
+        state must not answer differently from its value."""
+        self.engine.set_policies(policies)
         self._decoded.clear()
 
     def flush_metrics(self) -> None:

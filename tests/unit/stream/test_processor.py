@@ -536,3 +536,25 @@ def test_a_small_dead_letter_is_whole_and_not_marked():
     h.event("node_started", 0, order="o1", raw=b"\xff" * 100)
     [value] = [v for t, _, v in h.out if t == "deadletter"]
     assert base64.b64decode(value["raw"]) == b"\xff" * 100 and "raw_truncated" not in value
+
+
+def test_a_calendar_redefined_by_new_policies_reaches_kept_states_as_it_reaches_read_ones():
+    # a state read from its value takes its runs' calendars by name from the engine; one kept decoded must not
+    # answer differently after new policies redefine a calendar
+    doc = {"process": "p", "calendar": "desk", "nodes": {"n": {"commitment": "1h", "tolerance": "2h"}}}
+    early = {"calendars": {"desk": {"timezone": "UTC", "hours": {d: ["08:00-10:00"] for d in
+                                                                   ("mon", "tue", "wed", "thu", "fri", "sat")}}}}
+    late = {"calendars": {"desk": {"timezone": "UTC", "hours": {d: ["08:00-18:00"] for d in
+                                                                  ("mon", "tue", "wed", "thu", "fri", "sat")}}}}
+
+    def run(keep_decoded):
+        h = Harness()
+        h.proc.set_policies(policies(doc, calendars=early))
+        if not keep_decoded:
+            h.proc._remember = lambda *args: None
+        h.event("node_started", 0, order="o1")  # 2026-11-21 (a Saturday) 08:00
+        h.proc.set_policies(policies(doc, calendars=late))
+        h.event("node_completed", 3 * 3600, order="o1")  # 11:00: 2 working hours before, 3 after the change
+        return [(v["state"], v["elapsed_s"]) for t, _, v in h.out if t == "outcomes"]
+
+    assert run(True) == run(False) == [("completed_warning", 3 * 3600.0)]  # the new hours: 3 h worked
