@@ -78,12 +78,16 @@ class PartitionWriter:
         self.partition = partition
         self.transactional_id = f"{settings.app_id}-orders-{partition}"
         self.group_id = settings.app_id
-        self.producer = kafka.producer(
-            settings, client_id=f"{settings.app_id}-writer-{partition}", transactional_id=self.transactional_id,
-            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, acks="all", enable_idempotence=True, linger_ms=5,
-            max_batch_size=262144, compression_type=_compression())
+        self.settings = settings
+        self.producer = self._new_producer()
         self.ready = asyncio.Event()
         self.closed = False
+
+    def _new_producer(self) -> Any:
+        return kafka.producer(
+            self.settings, client_id=f"{self.settings.app_id}-writer-{self.partition}",
+            transactional_id=self.transactional_id, transaction_timeout_ms=TRANSACTION_TIMEOUT_MS, acks="all",
+            enable_idempotence=True, linger_ms=5, max_batch_size=262144, compression_type=_compression())
 
     async def start(self) -> None:
         """Register the transactional id (fencing earlier producers with it); retried while the broker is away."""
@@ -115,8 +119,18 @@ class PartitionWriter:
             except Fenced:
                 raise
             except Exception as exc:
-                if _fenced(exc) or self.producer._txn_manager.is_fatal_error():
+                if _fenced_chain(exc) or _fenced_chain(_sender_error(self.producer)):
                     raise Fenced(f"{self.transactional_id}: {type(exc).__name__}: {exc}") from exc
+                if self.producer._txn_manager.is_fatal_error():
+                    # The producer is broken for good but nothing says another one took the transactional id:
+                    # aiokafka ends its sender on a connection lost while it looks for a coordinator (a broker
+                    # killed at that moment). A new producer with the id fences this one and aborts its open
+                    # transaction; the batch is then committed by it.
+                    log.warning("the partition's transactional producer failed; starting a new one",
+                                extra={"partition": self.partition, "attempt": attempt,
+                                       "error": f"{type(exc).__name__}: {exc}"})
+                    await self._replace_producer()
+                    continue
                 log.warning("a transaction failed; aborting it and trying again",
                             extra={"partition": self.partition, "attempt": attempt, "retry_in_s": delay,
                                    "error": f"{type(exc).__name__}: {exc}"})
@@ -159,6 +173,15 @@ class PartitionWriter:
                     written[i] = _new_written(Written, (topic, part, base + position))
                 first += count
         return written
+
+    async def _replace_producer(self) -> None:
+        old, self.producer = self.producer, self._new_producer()
+        self.ready.clear()
+        try:
+            await old.stop()
+        except Exception:  # noqa: BLE001 - a broken producer may fail to close; the new one fences it anyway
+            log.debug("closing a failed transactional producer failed", exc_info=True)
+        await self.start()  # (retried while the broker is away; Fenced when another producer took the id)
 
     async def _abort(self) -> None:
         delay = RETRY_FIRST_S
@@ -236,6 +259,25 @@ def _fenced(exc: BaseException) -> bool:
 
     return isinstance(exc, ProducerFenced | InvalidProducerEpoch | TransactionalIdAuthorizationFailed
                       | UnsupportedVersionError)
+
+
+def _sender_error(producer: Any) -> BaseException | None:
+    """What ended the producer's sender (aiokafka puts the producer in its fatal state with it), if it ended."""
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    if task is None or not task.done() or task.cancelled():
+        return None
+    return task.exception()
+
+
+def _fenced_chain(exc: BaseException | None) -> bool:
+    """`exc`, or an exception it was raised from, says another producer took the transactional id (or the id may
+    not be used)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if _fenced(exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _compression() -> str | None:

@@ -118,14 +118,18 @@ def test_the_broker_killed_and_restarted_loses_no_warning(stack, tmp_path):
 
     run = Applied(stack, tmp_path, seed=8)
     w = run.w
+    restarted = False
     try:
         os.kill(read_state(stack.state_dir)["kafka"]["pid"], signal.SIGKILL)
         wait_for(lambda: w.get("/readyz")[0] == 503, 30, "the worker to report not ready")
         time.sleep(10)
         info = up(stack.state_dir)  # brings the broker back on its port, with its data
+        restarted = True
         assert info.kafka_bootstrap == stack.kafka_bootstrap and "kafka" in info.started
         wait_for(lambda: w.get("/readyz")[0] == 200, 180, "the worker to be ready again")
         assert w.proc.poll() is None
         run.every_warning_arrives("after the broker came back")
     finally:
         w.stop()
+        if not restarted:  # the session's later tests need their broker back, whatever failed here
+            up(stack.state_dir)

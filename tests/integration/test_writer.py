@@ -78,3 +78,49 @@ async def _scenario(bootstrap: str, name: str) -> None:
 
 def test_each_record_of_a_transaction_is_where_the_writer_says_in_order(stack, unique_name):
     asyncio.run(_scenario(stack.kafka_bootstrap, unique_name))
+
+
+async def _broken_sender(bootstrap: str, name: str) -> None:
+    from aiokafka import TopicPartition
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(f"out-{name}", 1, 1), NewTopic(f"in-{name}", 1, 1)])
+    finally:
+        await admin.close()
+    settings = Settings.from_env({"SLAMON_KAFKA_BOOTSTRAP": bootstrap, "SLAMON_APP_ID": f"app-{name}"})
+    writer = PartitionWriter(settings, 0)
+    await writer.start()
+    first = writer.producer
+
+    async def connection_lost(*args, **kwargs):
+        # what aiokafka's sender does when the broker dies while it looks for the group coordinator: it raises
+        # KafkaError from the connection error, and the sender ends (the producer is then in its fatal state)
+        raise KafkaError(repr(KafkaConnectionError("Connection closed")))
+
+    first._sender._find_coordinator = connection_lost
+    try:
+        written = await writer.commit([Record(f"out-{name}", b"k", b"v")], {TopicPartition(f"in-{name}", 0): 5})
+    finally:
+        await writer.close()
+    assert writer.producer is not first  # a new producer committed the batch
+    assert written[0].topic == f"out-{name}"
+    consumer = AIOKafkaConsumer(f"out-{name}", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        got = []
+        deadline = asyncio.get_running_loop().time() + 30
+        while not got and asyncio.get_running_loop().time() < deadline:
+            for msgs in (await consumer.getmany(timeout_ms=1000)).values():
+                got += [(m.key, m.value) for m in msgs]
+    finally:
+        await consumer.stop()
+    assert got == [(b"k", b"v")]  # once: the broken producer's open transaction was aborted
+
+
+def test_a_producer_broken_by_a_lost_connection_is_replaced_not_taken_for_fenced(stack, unique_name):
+    # the worker used to end ("fenced") when the broker was killed while a transaction looked for the coordinator
+    asyncio.run(_broken_sender(stack.kafka_bootstrap, unique_name))
