@@ -119,7 +119,7 @@ class PartitionWriter:
             except Fenced:
                 raise
             except Exception as exc:
-                if _fenced_chain(exc) or _fenced_chain(_sender_error(self.producer)):
+                if self._fenced(exc):
                     raise Fenced(f"{self.transactional_id}: {type(exc).__name__}: {exc}") from exc
                 if self.producer._txn_manager.is_fatal_error():
                     # The producer is broken for good but nothing says another one took the transactional id:
@@ -174,6 +174,12 @@ class PartitionWriter:
                 first += count
         return written
 
+    def _fenced(self, exc: BaseException) -> bool:
+        """Another producer took the transactional id (or the id may not be used): `exc`, an exception it was raised
+        from, or what ended the producer's sender says so. Any other fatal state of the producer is a broken
+        producer, which a new one replaces."""
+        return _fenced_chain(exc) or _fenced_chain(_sender_error(self.producer))
+
     async def _replace_producer(self) -> None:
         old, self.producer = self.producer, self._new_producer()
         self.ready.clear()
@@ -191,8 +197,10 @@ class PartitionWriter:
                     await self.producer.abort_transaction()
                 return
             except Exception as exc:
-                if _fenced(exc) or self.producer._txn_manager.is_fatal_error():
+                if self._fenced(exc):
                     raise Fenced(f"{self.transactional_id}: {type(exc).__name__}: {exc}") from exc
+                if self.producer._txn_manager.is_fatal_error():
+                    return  # broken, not fenced: the next attempt of `commit` replaces the producer
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MOST_S)
 

@@ -279,6 +279,14 @@ def test_a_static_member_restarted_within_the_session_timeout_keeps_its_partitio
              "every event applied")
 
 
+def owner_of_every_partition(w: Worker) -> Worker:
+    """Start `w` alone and wait until it owns the four partitions."""
+    w.start()
+    w.wait_ready()
+    wait_for(lambda: len(w.owned()) == 4, 90, "the worker to own every partition")
+    return w
+
+
 def test_a_static_member_whose_instance_id_another_worker_took_exits_instead_of_taking_it_back(setup, tmp_path):
     # Two workers with one SLAMON_GROUP_INSTANCE_ID (a misconfiguration, or a paused pod resumed after its
     # replacement started): the broker fences the earlier member. aiokafka's own heartbeats do not name the instance
@@ -286,9 +294,7 @@ def test_a_static_member_whose_instance_id_another_worker_took_exits_instead_of_
     # took it from each other every heartbeat. The earlier one must end, with status 1, saying why.
     topics, pol, new_worker = setup
     static = {"SLAMON_SESSION_TIMEOUT": "45", "SLAMON_GROUP_INSTANCE_ID": "same-pod"}
-    first = new_worker("first", **static).start()
-    first.wait_ready()
-    wait_for(lambda: len(first.owned()) == 4, 90, "the first worker to own every partition")
+    first = owner_of_every_partition(new_worker("first", **static))
     second = new_worker("second", **static).start()
     try:
         assert first.proc.wait(60) == 1
@@ -303,9 +309,7 @@ def test_a_static_member_back_with_another_web_address_says_why_it_cannot_join(s
     # "the consumer group cannot be joined" and an empty AssertionError, which did not say why.
     topics, pol, new_worker = setup
     static = {"SLAMON_SESSION_TIMEOUT": "45", "SLAMON_GROUP_INSTANCE_ID": "moved-pod"}
-    first = new_worker("before", **static).start()
-    first.wait_ready()
-    wait_for(lambda: len(first.owned()) == 4, 90, "the worker to own every partition")
+    first = owner_of_every_partition(new_worker("before", **static))
     first.kill()
     again = new_worker("after", **static).start()  # another SLAMON_WEB_PORT
     assert again.proc.wait(90) == 1
