@@ -21,6 +21,7 @@ other every heartbeat until one of them happens to be fenced by a transaction. H
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiokafka.protocol.api import Request, RequestStruct, Response
@@ -35,10 +36,13 @@ from ..settings import Settings
 from . import fastfetch
 from .fatal import fatal
 
+log = logging.getLogger("slamon.transport")
 SCHEME = "slamon"
 _settings: Settings | None = None  # set by register(): the connection of the helper consumer below
 fast_fetch = True  # see fastfetch.py
 FENCED_INSTANCE_ID = 82  # Kafka's error code; aiokafka has no error class for it
+SETTLE_S = 30.0  # see committed_ends; below Faust's broker_request_timeout (90 s), which bounds the recovery step
+SETTLE_POLL_S = 0.1
 
 
 class ReadCommittedConsumerThread(driver.AIOKafkaConsumerThread):
@@ -154,8 +158,19 @@ def register(settings: Settings) -> None:
     TRANSPORTS.aliases.setdefault(SCHEME, f"{__name__}:Transport")
 
 
-async def committed_ends(partitions: list[TP], window: int = 64) -> dict[TP, int]:
-    """One past the offset of the last committed record of each partition (its start when it has none)."""
+async def committed_ends(partitions: list[TP], window: int = 64, settle_s: float = SETTLE_S) -> dict[TP, int]:
+    """One past the offset of the last committed record of each partition (its start when it has none).
+
+    A read_committed consumer sees a partition up to its last stable offset (LSO): the first offset of its oldest
+    transaction not yet ended. That is not always the end of what was committed: the broker answers a producer's
+    commit once the transaction log records it, and writes the commit markers that move the LSO after that. A
+    worker whose broker was paused (or slow) right after it committed has applied, and recorded in its store, a
+    transaction the LSO does not show yet; taking the LSO for the end, table recovery found the store ahead of its
+    changelog and ended the worker (Faust's ConsistencyError). So while a partition's LSO is short of its high
+    watermark, this waits (up to `settle_s`) for the transaction holding it to end: its markers written, or it
+    aborted (the partition's new transactional producer aborts a dead owner's open transaction when it starts).
+    A transaction still open then (a live producer's, on a standby partition) is not committed: its start is the
+    end, as before."""
     from aiokafka import TopicPartition
 
     assert _settings is not None, "transport.register(settings) first"
@@ -164,17 +179,42 @@ async def committed_ends(partitions: list[TP], window: int = 64) -> dict[TP, int
         return {}
     consumer = kafka.consumer(_settings, client_id=f"{_settings.app_id}-recovery", group_id=None,
                               enable_auto_commit=False)
+    uncommitted = kafka.consumer(_settings, client_id=f"{_settings.app_id}-recovery-hw", group_id=None,
+                                 enable_auto_commit=False, isolation_level="read_uncommitted")
     await consumer.start()
     try:
+        await uncommitted.start()
+        try:
+            ends = await _settled_ends(consumer, uncommitted, tps, settle_s)
+        finally:
+            await uncommitted.stop()
         consumer.assign(tps)
         begins = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)  # read_committed: the last stable offset
         out = {}
         for tp in tps:
             out[TP(tp.topic, tp.partition)] = await _last_committed_end(consumer, tp, begins[tp], ends[tp], window)
         return out
     finally:
         await consumer.stop()
+
+
+async def _settled_ends(consumer: Any, uncommitted: Any, tps: list[Any], settle_s: float) -> dict[Any, int]:
+    """Each partition's LSO, once the transaction that held it at first has ended, or after `settle_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle_s
+    ends = await consumer.end_offsets(tps)  # read_committed: the last stable offset
+    highs = await uncommitted.end_offsets(tps)
+    held = {tp: ends[tp] for tp in tps if ends[tp] < highs[tp]}
+    while held and loop.time() < deadline:
+        await asyncio.sleep(SETTLE_POLL_S)
+        now = await consumer.end_offsets(list(held))
+        ends.update(now)
+        held = {tp: first for tp, first in held.items() if now[tp] == first}
+    if held:
+        log.warning("a changelog partition has a transaction open; recovering up to its start",
+                    extra={"partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in held),
+                           "waited_s": settle_s})
+    return ends
 
 
 async def _last_committed_end(consumer: Any, tp: Any, begin: int, end: int, window: int) -> int:

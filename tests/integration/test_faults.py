@@ -63,7 +63,7 @@ def test_the_broker_paused_for_a_minute_delays_warnings_and_loses_none(stack, tm
             assert w.proc.poll() is None, f"the worker ended during the outage:\n{w.tail()}"
         finally:
             os.kill(stack.kafka_pid, signal.SIGCONT)
-        wait_for(lambda: w.get("/readyz")[0] == 200, 120, "the worker to be ready again")
+        w.wait_ready(120)
         run.every_warning_arrives("after the outage")
         assert w.proc.poll() is None
     finally:
@@ -126,7 +126,7 @@ def test_the_broker_killed_and_restarted_loses_no_warning(stack, tmp_path):
         info = up(stack.state_dir)  # brings the broker back on its port, with its data
         restarted = True
         assert info.kafka_bootstrap == stack.kafka_bootstrap and "kafka" in info.started
-        wait_for(lambda: w.get("/readyz")[0] == 200, 180, "the worker to be ready again")
+        w.wait_ready(180)
         assert w.proc.poll() is None
         run.every_warning_arrives("after the broker came back")
     finally:
