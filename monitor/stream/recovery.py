@@ -119,7 +119,9 @@ async def discard_stores_ahead(settings: Settings, tabledir: Path, table: str, c
         exists = changelog_topic in await probe.topics()
     finally:
         await probe.stop()
-    ends = await committed_ends([TP(changelog_topic, p) for p in found]) if exists else {}
+    # not waiting for open transactions (committed_ends): no producer of this worker has started to abort a killed
+    # worker's; a store ahead of an end read short of a transaction not yet marked is only rebuilt, not lost
+    ends = await committed_ends([TP(changelog_topic, p) for p in found], settle_s=0) if exists else {}
     discarded = []
     for p, path in sorted(found.items()):
         db = RocksDBOptions().open(path, read_only=True)

@@ -179,15 +179,11 @@ async def committed_ends(partitions: list[TP], window: int = 64, settle_s: float
         return {}
     consumer = kafka.consumer(_settings, client_id=f"{_settings.app_id}-recovery", group_id=None,
                               enable_auto_commit=False)
-    uncommitted = kafka.consumer(_settings, client_id=f"{_settings.app_id}-recovery-hw", group_id=None,
-                                 enable_auto_commit=False, isolation_level="read_uncommitted")
     await consumer.start()
     try:
-        await uncommitted.start()
-        try:
-            ends = await _settled_ends(consumer, uncommitted, tps, settle_s)
-        finally:
-            await uncommitted.stop()
+        ends = await consumer.end_offsets(tps)  # read_committed: the last stable offset
+        if settle_s > 0:
+            ends = await _settled(consumer, tps, ends, settle_s)
         consumer.assign(tps)
         begins = await consumer.beginning_offsets(tps)
         out = {}
@@ -198,12 +194,20 @@ async def committed_ends(partitions: list[TP], window: int = 64, settle_s: float
         await consumer.stop()
 
 
-async def _settled_ends(consumer: Any, uncommitted: Any, tps: list[Any], settle_s: float) -> dict[Any, int]:
-    """Each partition's LSO, once the transaction that held it at first has ended, or after `settle_s`."""
+async def _settled(consumer: Any, tps: list[Any], ends: dict[Any, int], settle_s: float) -> dict[Any, int]:
+    """`ends` (LSOs) again once the transaction that held each below its high watermark has ended, or after
+    `settle_s`."""
+    assert _settings is not None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settle_s
-    ends = await consumer.end_offsets(tps)  # read_committed: the last stable offset
-    highs = await uncommitted.end_offsets(tps)
+    uncommitted = kafka.consumer(_settings, client_id=f"{_settings.app_id}-recovery-hw", group_id=None,
+                                 enable_auto_commit=False, isolation_level="read_uncommitted")
+    await uncommitted.start()
+    try:
+        highs = await uncommitted.end_offsets(tps)
+    finally:
+        await uncommitted.stop()
+    ends = dict(ends)
     held = {tp: ends[tp] for tp in tps if ends[tp] < highs[tp]}
     while held and loop.time() < deadline:
         await asyncio.sleep(SETTLE_POLL_S)
