@@ -38,6 +38,7 @@ class AlwaysOpen:
     """24x7: every instant is working time."""
 
     name = "24x7"
+    definition = "24x7"
 
     def working(self, a: int, b: int) -> int:
         return b - a if b > a else 0
@@ -64,6 +65,11 @@ class WeeklyCalendar:
             raise CalendarError("no working hours on any weekday")
         self.holidays = frozenset(d.toordinal() for d in holidays)
         self._days: dict[int, tuple[tuple[int, int], ...]] = {}
+
+    @property
+    def definition(self) -> tuple:
+        """What decides its working time: calendars with equal definitions count alike."""
+        return (self.timezone, tuple(sorted((d, tuple(r)) for d, r in self.hours.items())), self.holidays)
 
     # -- working intervals of one local date, in UTC microseconds (cached per date) --
     def _intervals(self, ordinal: int) -> tuple[tuple[int, int], ...]:

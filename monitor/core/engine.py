@@ -85,10 +85,17 @@ class Engine:
         self.remember_event_ids = remember_event_ids
         self._calendars: dict[str, Any] = dict(policies.calendars)
 
-    def set_policies(self, policies: PolicySet) -> None:
-        """New policies apply to runs started from now on; open runs keep their limits and calendars."""
+    def set_policies(self, policies: PolicySet) -> frozenset[str]:
+        """New policies apply to runs started from now on: open runs keep their limits and policy version. Calendars
+        are looked up by name, so a calendar the new policies define otherwise counts the working time of the open
+        runs that use it from now on. Returns the names of the calendars redefined: the crossings the open runs had
+        scheduled under the old definitions must be scheduled again (`reschedule`)."""
         self.policies = policies
-        self._calendars.update(policies.calendars)
+        held = self._calendars
+        redefined = frozenset(name for name, cal in policies.calendars.items()
+                              if name in held and held[name].definition != cal.definition)
+        held.update(policies.calendars)
+        return redefined
 
     def calendar(self, name: str | None) -> Any:
         return ALWAYS_OPEN if name is None else self._calendars.get(name, ALWAYS_OPEN)

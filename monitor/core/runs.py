@@ -27,7 +27,8 @@ def level_of(elapsed: int, commitment: int, tolerance: int) -> int:
 
 
 class Run:
-    """One pass of an order through a node, with the limits, calendar and policy version it started under."""
+    """One pass of an order through a node, with the limits and policy version it started under and its calendar
+    (by name: see Engine.set_policies)."""
 
     __slots__ = (
         "node", "number", "started_at", "segment", "attrs", "version", "commitment", "tolerance",
@@ -196,6 +197,19 @@ def announced_level(announced: int) -> int:
     if announced <= COMMIT:
         return 0
     return 1 if announced == TOLER else 2
+
+
+def reschedule(state: OrderState) -> bool:
+    """Schedule the next crossing of every open run that has a calendar again, from the calendar it has now (after
+    a redefinition). True when one of them changed."""
+    changed = False
+    for run in state.runs.values():
+        if run.calendar_name is not None:
+            due = run.due
+            run.schedule()
+            if run.due != due:
+                changed = True
+    return changed
 
 
 def next_deadline(state: OrderState) -> int | None:

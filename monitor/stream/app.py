@@ -48,6 +48,7 @@ from .recovery import (
     committed_offset,
     discard_stores_ahead,
     raise_producer_buffer,
+    request_rejoin,
     rewind_uncommitted,
     watch_recovery,
 )
@@ -146,8 +147,22 @@ class WorkerApp:
     # -------------------------------------------------------------- plumbing
 
     def _policies_changed(self, policies: PolicySet) -> None:
-        self.processor.set_policies(policies)
+        redefined = self.processor.set_policies(policies)
         self.metrics.prime(policies)
+        if redefined and self.recovered:
+            # The open runs under these calendars have their next crossings scheduled (in the table and the
+            # deadline heaps) by the old definitions. A rebalance commits the batches in flight, and the rebuild
+            # after it schedules those runs again and commits their values: one path for this and for a worker
+            # that was down when the calendars changed. (While recovering, the rebuild to come does it.)
+            log.info("calendars redefined: rejoining the group to schedule the open runs again",
+                     extra={"calendars": sorted(redefined)})
+            asyncio.ensure_future(self._rejoin())
+
+    async def _rejoin(self) -> None:
+        try:
+            await request_rejoin(self.app)
+        except Exception as exc:  # noqa: BLE001 - a restart reschedules them (rebuild), staying up would not
+            fatal("could not rejoin the group to schedule open runs under redefined calendars", exc)
 
     def owned(self) -> set[int]:
         """The events partitions this worker owns now."""

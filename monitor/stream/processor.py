@@ -37,6 +37,7 @@ from ..core.events import Malformed, decode_event
 from ..core.instants import US, format_instant, parse_instant
 from ..core.policies import PolicySet
 from ..core.records import outcome_record, warning_record
+from ..core.runs import reschedule
 from ..core.vocabulary import CANCELLED, INTERNAL_ERROR, LEVELS, MALFORMED, RESOLVED
 from .deadlines import DeadlineIndex
 from .metrics import LabelKey, MonitorMetrics, PendingMoves
@@ -190,7 +191,7 @@ class Processor:
         applied: dict[int, int] = {}  # highest events offset whose effect is in the table, per partition
         for p in owned:
             self.metrics.in_progress.reset(p)
-        n = 0
+        n = rescheduled = 0
         for key, value in items:
             if not value:
                 continue
@@ -200,9 +201,13 @@ class Processor:
             n += 1
             if offset > applied.get(p, -1):
                 applied[p] = offset
+            state = load_state(body, self.engine)
+            if reschedule(state):  # a calendar redefined since the value was written: its crossings move
+                value, deadline = self._value(p, offset, state)
+                self._batch(p).changes[key] = value  # committed with the partition's next batch
+                rescheduled += 1
             if deadline is not None:
                 entries[p].append((deadline, key))
-            state = load_state(body, self.engine)
             sink = self._sink(p)
             for run in state.runs.values():
                 sink.run_counted(state, run)
@@ -214,6 +219,8 @@ class Processor:
             if p in applied and (clock.applied_offset is None or clock.applied_offset < applied[p]):
                 clock.applied_offset = applied[p]
         self.metrics.in_progress.assign(owned)
+        if rescheduled:
+            log.info("open runs scheduled again under redefined calendars", extra={"orders": rescheduled})
         return n
 
     def revoke(self, partitions: Iterable[int]) -> None:
@@ -226,12 +233,14 @@ class Processor:
             self.metrics.in_progress.drop(p)
         self._decoded.clear()
 
-    def set_policies(self, policies: PolicySet) -> None:
-        """New policies for runs started from now on. The decoded states kept are dropped: a state read from its
-        value takes its runs' calendars by name from the engine, which a new policy set may redefine, and a kept
-        state must not answer differently from its value."""
-        self.engine.set_policies(policies)
+    def set_policies(self, policies: PolicySet) -> frozenset[str]:
+        """New policies for runs started from now on. Returns the calendars they redefine (see Engine.set_policies):
+        the open runs that use them are scheduled again by the next `rebuild`. The decoded states kept are dropped:
+        a state read from its value takes its runs' calendars by name from the engine, and a kept state must not
+        answer differently from its value."""
+        redefined = self.engine.set_policies(policies)
         self._decoded.clear()
+        return redefined
 
     def flush_metrics(self) -> None:
         """Apply the metric changes of the messages kept since the last call (the worker calls it after each

@@ -418,3 +418,45 @@ def test_live_equals_replay_with_thresholds_segments_calendars_and_statuses(shar
     assert w.metric("sla_crossings_total", {"process": "r", "node": "a", "segment": "hot", "kind": "approaching"}) >= 3
     assert w.metric("sla_events_total", {"process": "r", "type": "status_changed"}) >= 8
     apply_policies(stack, topics.prefix, pol)
+
+
+CALENDAR_POLICY = """process: pc
+calendar: desk
+nodes:
+  n: {commitment: 15s, tolerance: 40s}
+"""
+
+
+def _calendars(closed_days: list[str]) -> str:
+    days = ", ".join(f'"{d}"' for d in closed_days)
+    return ("calendars:\n  desk:\n    timezone: UTC\n    hours: {" + ", ".join(
+        f'{d}: ["00:00-24:00"]' for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")) + "}\n"
+            f"    holidays: [{days}]\n")
+
+
+@pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
+def test_a_calendar_redefined_moves_the_crossings_of_open_runs(stack, tmp_path, store):
+    # calendars are looked up by name: the run started while today and the next two days were holidays (its breach
+    # two days away); the holidays are then removed, and it must breach 15 s after its start, announced live
+    prefix = f"c{uuid.uuid4().hex[:8]}."
+    t0 = now()
+    closed = [(t0 + seconds(86400 * i)).date().isoformat() for i in range(3)]
+    pol = write_policies(tmp_path / "policies", CALENDAR_POLICY)
+    (pol / "calendars.yaml").write_text(_calendars(closed))
+    w = Worker(worker_env(stack, prefix, free_port(), tmp_path / "data", SLAMON_POLICIES=str(pol),
+                          SLAMON_STORE=store, SLAMON_TICK_INTERVAL=str(TICK)), tmp_path / "w.log").start()
+    try:
+        w.wait_ready()
+        topics = Topics(stack.kafka_bootstrap, prefix)
+        t0 = now()
+        topics.produce([event("cal-1", "node_started", t0, process="pc")])
+        wait_for(lambda: w.metric("sla_events_total", {"process": "pc"}) >= 1, 20, "the event applied")
+        opened = write_policies(tmp_path / "policies-v2", CALENDAR_POLICY)
+        (opened / "calendars.yaml").write_text(_calendars([]))
+        apply_policies(stack, prefix, opened)
+        breach = wait_for(lambda: [x for x in warnings_of(topics, "cal-") if x["kind"] == "commitment_breached"],
+                          60, f"the breach under the redefined calendar\n{w.tail()}")
+        assert [x["crossed_at"] for x in breach] == [utc(t0 + seconds(15))]
+        assert "open runs scheduled again under redefined calendars" in w.log_path.read_text()
+    finally:
+        assert w.stop() == 0, w.tail()

@@ -313,3 +313,18 @@ def test_replay_counts_an_engine_failure_as_internal_error_and_leaves_the_order_
     assert rows[("p", "m")]["in_progress_normal"] == 1
     expected = replay(pol, lambda: [i for i in items if i.event_id != "e3"], T("2026-11-21T08:30:00Z"))
     assert out["summary"] == expected["summary"] and out["warnings"] == expected["warnings"]
+
+
+def test_set_policies_names_the_calendars_it_redefines():
+    doc = {"process": "p", "calendar": "desk", "nodes": {"n": {"commitment": "1h", "tolerance": "2h"}}}
+
+    def cals(holidays=(), hours="09:00-17:00", **more):
+        return {"calendars": {"desk": {"timezone": "Europe/Berlin", "hours": {"mon": [hours], "tue": [hours]},
+                                       "holidays": list(holidays)}, **more}}
+
+    engine = Engine(policies(doc, calendars=cals()))
+    assert engine.set_policies(policies(doc, calendars=cals())) == frozenset()  # the same definition again
+    other = {"other": {"timezone": "UTC", "hours": {"wed": ["09:00-10:00"]}}}
+    assert engine.set_policies(policies(doc, calendars=cals(**other))) == frozenset()  # a new name is no change
+    assert engine.set_policies(policies(doc, calendars=cals(["2026-12-25"], **other))) == {"desk"}  # a holiday
+    assert engine.set_policies(policies(doc, calendars=cals(["2026-12-25"], "09:00-18:00", **other))) == {"desk"}

@@ -558,3 +558,36 @@ def test_a_calendar_redefined_by_new_policies_reaches_kept_states_as_it_reaches_
         return [(v["state"], v["elapsed_s"]) for t, _, v in h.out if t == "outcomes"]
 
     assert run(True) == run(False) == [("completed_warning", 3 * 3600.0)]  # the new hours: 3 h worked
+
+
+def _desk(hours):
+    return {"calendars": {"desk": {"timezone": "UTC", "hours": {d: [hours] for d in
+                                                                ("mon", "tue", "wed", "thu", "fri", "sat")}}}}
+
+
+DESK_POLICY = {"process": "p", "calendar": "desk", "nodes": {"n": {"commitment": "3h", "tolerance": "4h"}}}
+
+
+def test_a_calendar_redefined_moves_the_open_runs_crossings_at_the_next_rebuild():
+    # started Saturday 08:00 under 08:00-10:00 (the 3 h commitment is used up Monday 09:00); the hours become
+    # 08:00-18:00: by name, the run has worked 3 h at Saturday 11:00, and its breach must be announced then
+    h = Harness()
+    h.proc.set_policies(policies(DESK_POLICY, calendars=_desk("08:00-10:00")))
+    h.event("node_started", 0, order="o1")
+    assert decode_header(h.table[b"o1"])[2] == parse_instant("2026-11-23T09:00:00Z")
+    assert h.proc.set_policies(policies(DESK_POLICY, calendars=_desk("08:00-18:00"))) == {"desk"}
+    h.proc.rebuild([0, 1, 3], list(h.table.items()))  # the worker rejoins its group for it (app.py)
+    h.tick(3600)
+    assert decode_header(h.table[b"o1"])[2] == T0 + 3 * 3600 * S  # committed with the partition's next batch
+    h.tick(3 * 3600 + 1)
+    assert h.warnings() == [("commitment_breached", "2026-11-21T11:00:00Z")]
+
+
+def test_a_rebuild_under_unchanged_calendars_changes_no_value():
+    h = Harness()
+    h.proc.set_policies(policies(DESK_POLICY, calendars=_desk("08:00-10:00")))
+    h.event("node_started", 0, order="o1")
+    before = dict(h.table)
+    assert h.proc.set_policies(policies(DESK_POLICY, calendars=_desk("08:00-10:00"))) == frozenset()
+    h.proc.rebuild([0, 1, 3], list(h.table.items()))
+    assert h.proc.take(0) is None and h.table == before
