@@ -248,7 +248,7 @@ class KafkaServer:
 
     `host` (plaintext only): the address its client listener binds and advertises. `wrapper`: a command prefix the
     JVM is started through, e.g. ("ip", "netns", "exec", NAME) to run it in a network namespace (it must exec
-    the JVM, so that the pid started is the broker's).
+    the JVM, so that the pid started is the broker's). `properties`: server properties over the defaults.
     """
 
     directory: Path
@@ -259,6 +259,7 @@ class KafkaServer:
     security: Security | None = None
     host: str = LOOPBACK
     wrapper: tuple[str, ...] = ()
+    properties: tuple[tuple[str, str], ...] = ()  # server properties set over the defaults
 
     @property
     def bootstrap(self) -> str:
@@ -283,7 +284,8 @@ class KafkaServer:
     def prepare(self) -> None:
         """Write server.properties and format the KRaft log dir (unless formatted already)."""
         (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
-        props = server_properties(self.port, self.controller_port, self.data_dir, self.security, self.host)
+        props = {**server_properties(self.port, self.controller_port, self.data_dir, self.security, self.host),
+                 **dict(self.properties)}
         fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it may hold passwords
         with os.fdopen(fd, "w") as f:
             f.write("".join(f"{k}={v}\n" for k, v in props.items()))

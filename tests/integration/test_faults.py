@@ -3,12 +3,14 @@ the broker refuses. It must ride out the first (late warnings, none lost, none f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import time
 import uuid
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 
@@ -52,17 +54,46 @@ class Applied:
         assert got == expected, f"false: {sorted(got - expected)[:5]}"
 
 
-def test_the_broker_paused_for_a_minute_delays_warnings_and_loses_none(stack, tmp_path):
-    run = Applied(stack, tmp_path, seed=4)
+@pytest.fixture
+def pausable_broker(stack, tmp_path):
+    """A broker of its own (with the session's Redis) whose controller does not fence it when it resumes.
+
+    The stack's broker and controller are one process: paused past `broker.session.timeout.ms` (9 s), it fences
+    itself the moment it resumes, and for that moment the partitions have no leader. Kafka 4.3.1 then skips the
+    commit markers of a transaction that was being completed ("Couldn't find leader endpoint for partitions ...
+    likely deleted already and hence can be skipped" in its log): those partitions keep an open transaction for
+    good, read_committed readers stop there, and the worker's recovery finds its store ahead of the changelog
+    (CI saw it twice). That is Kafka's failure, not the worker's; a cluster whose controllers run apart from the
+    brokers does not fence a broker for its own pause. So this broker allows a session longer than the pause."""
+    from monitor.localstack.kafka_server import KafkaServer, runtime
+    from monitor.localstack.procs import free_ports, stop
+
+    port, controller_port = free_ports(2)
+    server = KafkaServer(tmp_path / "kafka", port, controller_port, runtime(),
+                         properties=(("broker.session.timeout.ms", str(int((OUTAGE_S + 120) * 1000))),))
+    server.prepare()
+    proc = server.start()
+    try:
+        server.wait_ready(proc.pid, 120)
+        yield SimpleNamespace(kafka_bootstrap=server.bootstrap, redis_url=stack.redis_url, kafka_pid=proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+        stop(proc.pid, None, name="Kafka (paused-broker test)", timeout=30)
+
+
+def test_the_broker_paused_for_a_minute_delays_warnings_and_loses_none(pausable_broker, tmp_path):
+    broker = pausable_broker
+    run = Applied(broker, tmp_path, seed=4)
     w = run.w
     try:
-        os.kill(stack.kafka_pid, signal.SIGSTOP)
+        os.kill(broker.kafka_pid, signal.SIGSTOP)
         try:
             wait_for(lambda: w.get("/readyz")[0] == 503, 30, "the worker to report not ready")
             time.sleep(max(OUTAGE_S - 10, 0))
             assert w.proc.poll() is None, f"the worker ended during the outage:\n{w.tail()}"
         finally:
-            os.kill(stack.kafka_pid, signal.SIGCONT)
+            os.kill(broker.kafka_pid, signal.SIGCONT)
         w.wait_ready(120)
         run.every_warning_arrives("after the outage")
         assert w.proc.poll() is None
