@@ -6,9 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.core.calendars import ALWAYS_OPEN, WeeklyCalendar
-from monitor.core.engine import Engine
+from monitor.core.engine import Engine, dump_state
 from monitor.core.events import Event
 from monitor.core.instants import parse_instant
+from monitor.core.runs import reschedule
 
 from ..helpers import Recorder, policies
 
@@ -222,3 +223,15 @@ def test_with_thresholds_segments_calendars_and_statuses_any_tick_pattern_gives_
         assert s.status_node is None or s.status_node in s.runs
         if s.is_closed:
             assert s.runs == {}  # order_completed and order_cancelled both stop every clock
+
+
+@settings(max_examples=100, deadline=None)
+@given(rich_events(), st.lists(instants, max_size=25))
+def test_scheduling_again_under_the_same_calendars_changes_no_state(events, ticks):
+    # the worker schedules every open run with a calendar again after each recovery (a calendar may have been
+    # redefined meanwhile): under unchanged calendars that must change nothing, or every rebuild would rewrite
+    _, _, states = drive(events, ticks, BASE, RICH, RICH_CAL)  # (BASE: no advance after the events and ticks)
+    for s in states.values():
+        before = dump_state(s)
+        assert not reschedule(s)
+        assert dump_state(s) == before
