@@ -28,6 +28,7 @@ from faust.types import TP
 
 from .. import kafka
 from ..settings import Settings
+from .fatal import fatal
 from .offsets import Offsets
 
 log = logging.getLogger("slamon.worker")
@@ -64,13 +65,36 @@ async def rewind_uncommitted(app: Any, settings: Settings, topic: str, owned: se
     return [tp.partition for tp in missing]
 
 
+RECOVERY_LOOP = "_restart_recovery"  # Faust's Recovery service task that runs every table recovery
+
+
+def recovery_loop_ended(recovery: Any) -> bool:
+    """Whether Faust's recovery loop has ended while its service was not stopping.
+
+    Each step of a recovery runs under a timeout (`broker_request_timeout`, 90 s); when one takes longer (a broker
+    gone in the middle of it), Faust raises ServiceStopped inside the loop, and the loop ends as if the worker were
+    stopping. No recovery runs after that: the worker would answer 503 for ever, alive and deaf. (A loop that
+    raised crashed its service, and Faust ends the worker for that itself.)"""
+    if recovery.should_stop or recovery.crashed:
+        return False
+    for fut in list(recovery._futures):
+        coro = getattr(fut, "__wrapped__", None)
+        if getattr(coro, "__name__", None) == RECOVERY_LOOP and not fut.done():
+            return False
+    return True
+
+
 async def watch_recovery(app: Any, recovered: Callable[[], bool], stall: float = 15.0) -> None:
-    """Ask the group to rejoin whenever table recovery makes no progress for `stall` seconds. Runs forever."""
+    """Ask the group to rejoin whenever table recovery makes no progress for `stall` seconds; end the worker when
+    Faust's recovery loop has ended (`recovery_loop_ended`). Runs forever."""
     recovery = app.tables.recovery
     last: int | None = None
     since = time.monotonic()
     while True:
         await asyncio.sleep(2)
+        if recovery_loop_ended(recovery) and not app.should_stop:
+            fatal("table recovery stopped: one of its steps outlasted broker_request_timeout (the broker went away "
+                  "in the middle of it); restarting the worker is the way back")
         try:
             remaining = recovery.active_remaining_total() if not recovered() else 0
         except Exception:  # noqa: BLE001 - recovery state between rebalances: just look again
