@@ -434,8 +434,8 @@ def _calendars(closed_days: list[str]) -> str:
             f"    holidays: [{days}]\n")
 
 
-@pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
-def test_a_calendar_redefined_moves_the_crossings_of_open_runs(stack, tmp_path, store):
+@pytest.mark.parametrize(("store", "static"), [("rocksdb://", False), ("memory://", False), ("rocksdb://", True)])
+def test_a_calendar_redefined_moves_the_crossings_of_open_runs(stack, tmp_path, store, static):
     # calendars are looked up by name: the run started while today and the next two days were holidays (its breach
     # two days away); the holidays are then removed, and it must breach 15 s after its start, announced live
     prefix = f"c{uuid.uuid4().hex[:8]}."
@@ -443,8 +443,9 @@ def test_a_calendar_redefined_moves_the_crossings_of_open_runs(stack, tmp_path, 
     closed = [(t0 + seconds(86400 * i)).date().isoformat() for i in range(3)]
     pol = write_policies(tmp_path / "policies", CALENDAR_POLICY)
     (pol / "calendars.yaml").write_text(_calendars(closed))
+    member = {"SLAMON_GROUP_INSTANCE_ID": "cal-0"} if static else {}  # as the chart runs workers
     w = Worker(worker_env(stack, prefix, free_port(), tmp_path / "data", SLAMON_POLICIES=str(pol),
-                          SLAMON_STORE=store, SLAMON_TICK_INTERVAL=str(TICK)), tmp_path / "w.log").start()
+                          SLAMON_STORE=store, SLAMON_TICK_INTERVAL=str(TICK), **member), tmp_path / "w.log").start()
     try:
         w.wait_ready()
         topics = Topics(stack.kafka_bootstrap, prefix)
