@@ -63,8 +63,8 @@ def pausable_broker(stack, tmp_path):
     commit markers of a transaction that was being completed ("Couldn't find leader endpoint for partitions ...
     likely deleted already and hence can be skipped" in its log): those partitions keep an open transaction for
     good, read_committed readers stop there, and the worker's recovery finds its store ahead of the changelog
-    (CI saw it twice). That is Kafka's failure, not the worker's; a cluster whose controllers run apart from the
-    brokers does not fence a broker for its own pause. So this broker allows a session longer than the pause."""
+    (CI saw it twice). That is Kafka's failure in a single combined node, not the worker's. So this broker allows
+    a session longer than the pause."""
     from monitor.localstack.kafka_server import KafkaServer, runtime
     from monitor.localstack.procs import free_ports, stop
 
