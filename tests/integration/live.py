@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,23 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def own_broker(server: Any, name: str) -> Iterator[int]:
+    """Run a test's own `KafkaServer` (formatted, started, ready) and yield its pid; stopped on the way out, resumed
+    first if a test left it paused."""
+    from monitor.localstack.procs import stop
+
+    server.prepare()
+    proc = server.start()
+    try:
+        server.wait_ready(proc.pid, 120)
+        yield proc.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+        stop(proc.pid, None, name=name, timeout=30)
 
 
 class Worker:

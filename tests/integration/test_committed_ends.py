@@ -32,10 +32,13 @@ async def _topic(bootstrap: str) -> str:
     return name
 
 
-async def _producer(bootstrap: str) -> AIOKafkaProducer:
+async def _topic_and_producer(bootstrap: str) -> tuple[str, AIOKafkaProducer]:
+    """A new topic (2 partitions), committed_ends set up for it, and a started transactional producer."""
+    topic = await _topic(bootstrap)
+    transport.register(Settings.from_env({"SLAMON_KAFKA_BOOTSTRAP": bootstrap, "SLAMON_APP_ID": topic}))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"t-{uuid.uuid4().hex[:8]}")
     await producer.start()
-    return producer
+    return topic, producer
 
 
 async def _committed(producer: AIOKafkaProducer, topic: str, n: int) -> None:
@@ -51,9 +54,7 @@ async def _open(producer: AIOKafkaProducer, topic: str, n: int) -> None:
 
 
 async def _ending_while_waited_for(bootstrap: str, commit: bool) -> tuple[bool, dict[TP, int]]:
-    topic = await _topic(bootstrap)
-    transport.register(Settings.from_env({"SLAMON_KAFKA_BOOTSTRAP": bootstrap, "SLAMON_APP_ID": topic}))
-    producer = await _producer(bootstrap)
+    topic, producer = await _topic_and_producer(bootstrap)
     try:
         await _committed(producer, topic, 3)  # offsets 0-2, its marker 3
         await _open(producer, topic, 2)  # offsets 4-5: the LSO stays at 4
@@ -81,9 +82,7 @@ def test_a_transaction_aborted_while_recovery_looks_is_not_recovered(stack):
 
 
 async def _left_open(bootstrap: str) -> tuple[dict[TP, int], dict[TP, int], float]:
-    topic = await _topic(bootstrap)
-    transport.register(Settings.from_env({"SLAMON_KAFKA_BOOTSTRAP": bootstrap, "SLAMON_APP_ID": topic}))
-    producer = await _producer(bootstrap)
+    topic, producer = await _topic_and_producer(bootstrap)
     try:
         await _committed(producer, topic, 3)
         await _open(producer, topic, 2)
@@ -105,9 +104,7 @@ def test_a_transaction_left_open_ends_recovery_at_its_start_after_the_deadline(s
 
 def test_a_partition_without_open_transactions_is_not_waited_for(stack):
     async def scenario() -> tuple[dict[TP, int], float]:
-        topic = await _topic(stack.kafka_bootstrap)
-        transport.register(Settings.from_env({"SLAMON_KAFKA_BOOTSTRAP": stack.kafka_bootstrap, "SLAMON_APP_ID": topic}))
-        producer = await _producer(stack.kafka_bootstrap)
+        topic, producer = await _topic_and_producer(stack.kafka_bootstrap)
         try:
             await _committed(producer, topic, 3)
         finally:

@@ -3,7 +3,6 @@ the broker refuses. It must ride out the first (late warnings, none lost, none f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import signal
@@ -14,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from .live import Topics, Worker, free_port, now, seconds, wait_for, worker_env
+from .live import Topics, Worker, free_port, now, own_broker, seconds, wait_for, worker_env
 from .test_live import POLICY, TICK, write_policies
 from .test_recovery import replay_warnings, stream_of_orders
 
@@ -66,20 +65,13 @@ def pausable_broker(stack, tmp_path):
     (CI saw it twice). That is Kafka's failure in a single combined node, not the worker's. So this broker allows
     a session longer than the pause."""
     from monitor.localstack.kafka_server import KafkaServer, runtime
-    from monitor.localstack.procs import free_ports, stop
+    from monitor.localstack.procs import free_ports
 
     port, controller_port = free_ports(2)
     server = KafkaServer(tmp_path / "kafka", port, controller_port, runtime(),
                          properties=(("broker.session.timeout.ms", str(int((OUTAGE_S + 120) * 1000))),))
-    server.prepare()
-    proc = server.start()
-    try:
-        server.wait_ready(proc.pid, 120)
-        yield SimpleNamespace(kafka_bootstrap=server.bootstrap, redis_url=stack.redis_url, kafka_pid=proc.pid)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGCONT)
-        stop(proc.pid, None, name="Kafka (paused-broker test)", timeout=30)
+    with own_broker(server, "Kafka (paused-broker test)") as pid:
+        yield SimpleNamespace(kafka_bootstrap=server.bootstrap, redis_url=stack.redis_url, kafka_pid=pid)
 
 
 def test_the_broker_paused_for_a_minute_delays_warnings_and_loses_none(pausable_broker, tmp_path):

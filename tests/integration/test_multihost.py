@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 import pytest
 
-from .live import ROOT, Topics, Worker, now, seconds, wait_for, worker_env
+from .live import ROOT, Topics, Worker, now, own_broker, seconds, wait_for, worker_env
 from .test_live import POLICY, TICK, write_policies
 from .test_recovery import Player, replay_warnings, stream_of_orders
 
@@ -178,18 +178,12 @@ def network():
 def broker(network, tmp_path_factory):
     """A broker of its own in the kafka host, listening (and advertised) on that host's address."""
     from monitor.localstack.kafka_server import KafkaServer, runtime
-    from monitor.localstack.procs import stop
 
     host = network.hosts["kafka"]
     server = KafkaServer(tmp_path_factory.mktemp("kafka"), KAFKA_PORT, CONTROLLER_PORT, runtime(),
                          host=host.address, wrapper=host.prefix)
-    server.prepare()
-    proc = server.start()
-    try:
-        server.wait_ready(proc.pid, 120)
+    with own_broker(server, "Kafka (multi-host test)"):
         yield server
-    finally:
-        stop(proc.pid, None, name="Kafka (multi-host test)", timeout=30)
     if RESULTS:
         print("\nfail-over (cut -> first warning of a moved partition seen by a read_committed reader):")
         for r in RESULTS:
